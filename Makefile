@@ -1,0 +1,34 @@
+# Two commands from a fresh clone: `make run` and `make test`.
+# torch is installed pinned together with the project; override with `make TORCH_SPEC=torch==2.x.y test`.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OUT ?= runs/default
+STEPS ?=
+
+.PHONY: run test install bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/pyrodps run --scenario digits-label-noise --method bads --out $(OUT)/bads --force $(if $(STEPS),--steps $(STEPS))
+	$(VENV)/bin/pyrodps run --scenario digits-label-noise --method sgd --out $(OUT)/sgd --force $(if $(STEPS),--steps $(STEPS))
+	$(VENV)/bin/pyrodps summarize $(OUT)/sgd $(OUT)/bads
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/step_cost.py --out benchmarks/results/step_cost.json
+
+clean:
+	rm -rf $(VENV) runs

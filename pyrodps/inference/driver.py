@@ -1,0 +1,105 @@
+"""The driver: chains, burn-in, thinning, progress and storage, for any kernel.
+
+Chains run **one after another** (chain ``k`` is seeded from ``(seed, k)``), so a K-chain run
+costs K times one chain and a CPU run is reproducible bit for bit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from pyrodps.errors import ValidationError, check_positive_int
+from pyrodps.inference.kernel import make_generator
+from pyrodps.inference.weight_stats import OnlineWeightStats
+
+
+@dataclass
+class SampleResult:
+    """What a run kept.
+
+    ``draws[name]`` has shape ``(chains, draws, ...)``. ``weight_stats[k]`` holds the online
+    per-point statistics of chain ``k`` (after burn-in); :meth:`weight_mean` pools them.
+    """
+
+    draws: dict[str, torch.Tensor]
+    weight_stats: list[OnlineWeightStats]
+    states: list
+    wall_seconds: float
+    num_steps: int
+    burn_in: int
+    thin: int
+    extras: dict = field(default_factory=dict)
+
+    def weight_mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and standard deviation of every weight, pooled over chains."""
+        mean, var = OnlineWeightStats.pool(self.weight_stats)
+        return mean, var.sqrt()
+
+
+def sample(
+    kernel,
+    make_batches: Callable[[torch.Generator], object],
+    *,
+    num_steps: int,
+    burn_in: int = 0,
+    thin: int = 1,
+    num_chains: int = 1,
+    seed: int = 0,
+    track: Sequence[str] = ("energy",),
+    num_points: int | None = None,
+    on_draw: Callable[[int, object, dict], None] | None = None,
+    progress: bool = True,
+) -> SampleResult:
+    """Run ``num_chains`` chains of ``num_steps`` steps each.
+
+    Args:
+        kernel: has ``init(seed, chain)``, ``step(state, batch)`` and ``site(state, info, name)``.
+        make_batches: builds a batch stream (with ``.next()``) from a generator; called per chain.
+        burn_in: steps discarded before statistics and draws are kept.
+        thin: keep every ``thin``-th step after burn-in.
+        track: sites kept at each kept step (``kernel.site`` names them).
+        num_points: length of the weight table; when given, the driver keeps online statistics of
+            ``info["w"]`` at ``info["idx"]`` after burn-in.
+        on_draw: called as ``on_draw(chain, state, info)`` at every kept step.
+    """
+    check_positive_int("num_steps", num_steps)
+    check_positive_int("burn_in", burn_in, minimum=0)
+    check_positive_int("thin", thin)
+    check_positive_int("num_chains", num_chains)
+    if burn_in >= num_steps:
+        raise ValidationError("burn_in", f"must be smaller than num_steps ({num_steps}), got {burn_in}")
+    start = time.perf_counter()
+    chain_draws: list[dict[str, list[torch.Tensor]]] = []
+    all_stats: list[OnlineWeightStats] = []
+    states = []
+    bar = tqdm(total=num_steps * num_chains, disable=not progress, desc="sampling", unit="step", mininterval=0.5)
+    for chain in range(num_chains):
+        state = kernel.init(seed, chain)
+        batches = make_batches(make_generator(seed, 10_000 + chain))
+        stats = OnlineWeightStats(num_points) if num_points is not None else None
+        kept: dict[str, list[torch.Tensor]] = {name: [] for name in track}
+        for t in range(num_steps):
+            state, info = kernel.step(state, batches.next())
+            if t >= burn_in:
+                if stats is not None:
+                    stats.update(info["idx"], info["w"])
+                if (t - burn_in) % thin == 0:
+                    for name in track:
+                        kept[name].append(kernel.site(state, info, name).detach().cpu())
+                    if on_draw is not None:
+                        on_draw(chain, state, info)
+            if progress and (t % 50 == 0 or t == num_steps - 1):
+                bar.update(t + 1 + chain * num_steps - bar.n)
+                bar.set_postfix(chain=chain, energy=f"{float(info['energy']):.4g}", refresh=False)
+        chain_draws.append(kept)
+        if stats is not None:
+            all_stats.append(stats)
+        states.append(state)
+    bar.close()
+    draws = {name: torch.stack([torch.stack(c[name]) for c in chain_draws]) for name in track}
+    return SampleResult(draws, all_stats, states, time.perf_counter() - start, num_steps, burn_in, thin)

@@ -1,0 +1,185 @@
+"""The BADS model: a Pyro program (the specification) and a fast path that computes the same number.
+
+Posterior over the main network's parameters θ and the instance weights ``w = sigmoid(u)``:
+
+    log p(θ, u | D_t, D_m) = log p_0(θ)
+                             + Σ_{i ∈ D_t} [ log p_u(u_i) - ρ_θ w_i l_i(θ) ]
+                             - ρ_m Σ_{j ∈ D_m} l_j(θ)          (+ const, log Z(w) dropped)
+
+On a train minibatch ``B_t`` and a meta minibatch ``B_m`` each sum is replaced by its unbiased
+estimate ``(N / |B_t|) Σ_{i ∈ B_t}`` and ``(M / |B_m|) Σ_{j ∈ B_m}``; Pyro's subsampled
+``pyro.plate`` applies exactly these scales.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyro
+import pyro.poutine as poutine
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from pyrodps.errors import ValidationError, check_positive
+from pyrodps.models.layout import ParamLayout
+from pyrodps.models.likelihoods import Likelihood
+from pyrodps.models.normaliser import LogNormaliser, make_log_normaliser
+from pyrodps.models.priors import IsotropicGaussian, ThetaPrior, UniformWeight, WeightPrior
+
+
+@dataclass
+class SelectionData:
+    """Train and meta sets as tensors (features first dimension = examples)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_meta: torch.Tensor
+    y_meta: torch.Tensor
+
+    @property
+    def num_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def num_meta(self) -> int:
+        return int(self.x_meta.shape[0])
+
+
+@dataclass
+class Batch:
+    """One minibatch: indices into the train and meta sets and the gathered examples."""
+
+    idx_train: torch.Tensor
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    idx_meta: torch.Tensor
+    x_meta: torch.Tensor
+    y_meta: torch.Tensor
+
+    @classmethod
+    def gather(cls, data: SelectionData, idx_train: torch.Tensor, idx_meta: torch.Tensor) -> "Batch":
+        return cls(
+            idx_train,
+            data.x_train[idx_train],
+            data.y_train[idx_train],
+            idx_meta,
+            data.x_meta[idx_meta],
+            data.y_meta[idx_meta],
+        )
+
+
+@dataclass
+class LogJoint:
+    """The minibatch log joint and the per-example losses computed on the way."""
+
+    value: torch.Tensor
+    nll_train: torch.Tensor
+    nll_meta: torch.Tensor
+
+
+class BADSModel:
+    """The BADS posterior for a network ``net`` (an ordinary ``nn.Module``).
+
+    Args:
+        net: the main network; its current parameters are only used for their layout.
+        likelihood: the observation model giving ``l_i(θ)``.
+        num_train, num_meta: ``N`` and ``M``, the sizes of ``D_t`` and ``D_m``.
+        theta_prior: ``p_0(θ)``; isotropic ``N(0, 1)`` by default.
+        weight_prior: ``p(w)``; uniform by default.
+        rho_theta: impact constant ``ρ_θ`` of the weighted train term.
+        rho_meta: ``ρ_m`` of the meta likelihood.
+        log_z: treatment of ``log Z(w)`` (``"ignore"``).
+        joint_forward: run train and meta examples through the network in one call (faster; needs a
+            network whose output for one example does not depend on the rest of the batch).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        likelihood: Likelihood,
+        num_train: int,
+        num_meta: int,
+        *,
+        theta_prior: ThetaPrior | None = None,
+        weight_prior: WeightPrior | None = None,
+        rho_theta: float = 1.0,
+        rho_meta: float = 1.0,
+        log_z: str = "ignore",
+        joint_forward: bool = True,
+    ) -> None:
+        if not isinstance(net, nn.Module):
+            raise ValidationError("net", f"must be a torch.nn.Module, got {type(net).__name__}")
+        if not isinstance(likelihood, Likelihood):
+            raise ValidationError("likelihood", f"must be a Likelihood, got {type(likelihood).__name__}")
+        if num_train < 1:
+            raise ValidationError("num_train", f"must be >= 1, got {num_train}")
+        if num_meta < 1:
+            raise ValidationError("num_meta", "the meta set is empty: BADS needs at least one clean example")
+        self.net = net
+        self.likelihood = likelihood
+        self.num_train = int(num_train)
+        self.num_meta = int(num_meta)
+        self.theta_prior = theta_prior if theta_prior is not None else IsotropicGaussian(1.0)
+        self.weight_prior = weight_prior if weight_prior is not None else UniformWeight()
+        self.rho_theta = check_positive("rho_theta", rho_theta)
+        self.rho_meta = check_positive("rho_meta", rho_meta)
+        self.log_normaliser: LogNormaliser = make_log_normaliser(log_z)
+        self.joint_forward = joint_forward
+        self.layout = ParamLayout.from_module(net)
+
+    # ------------------------------------------------------------------ the specification (Pyro)
+    def pyro_model(self, batch: Batch) -> None:
+        """The generative program on one minibatch. Sites: ``theta.<param>``, ``u`` (train plate,
+        subsampled at ``batch.idx_train``), ``train_loss`` (factor), ``y_meta`` (observed, meta plate,
+        subsampled at ``batch.idx_meta``)."""
+        params = {
+            name: pyro.sample(f"theta.{name}", self.theta_prior.site_distribution(name, shape))
+            for name, shape in zip(self.layout.names, self.layout.shapes)
+        }
+        with pyro.plate("train", self.num_train, subsample=batch.idx_train):
+            u = pyro.sample("u", self.weight_prior.u_distribution())
+            out = functional_call(self.net, params, (batch.x_train,))
+            nll = -self.likelihood.distribution(out).log_prob(batch.y_train)
+            pyro.factor("train_loss", -self.rho_theta * torch.sigmoid(u) * nll)
+        with pyro.plate("meta", self.num_meta, subsample=batch.idx_meta):
+            out_m = functional_call(self.net, params, (batch.x_meta,))
+            with poutine.scale(scale=self.rho_meta):
+                pyro.sample("y_meta", self.likelihood.distribution(out_m), obs=batch.y_meta)
+
+    def reference_log_joint(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Minibatch log joint from a Pyro trace of :meth:`pyro_model` conditioned on ``(θ, u)``.
+
+        ``theta`` is the flat parameter vector, ``u_batch = u[idx_train]``.
+        """
+        cond = {f"theta.{n}": p for n, p in self.layout.unflatten(theta).items()}
+        cond["u"] = u_batch
+        trace = poutine.trace(poutine.condition(self.pyro_model, data=cond)).get_trace(batch)
+        return trace.log_prob_sum()
+
+    # ------------------------------------------------------------------ the fast path
+    def log_joint(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> LogJoint:
+        """The same minibatch log joint as :meth:`reference_log_joint`, in closed form."""
+        params = self.layout.unflatten(theta)
+        n_t = batch.x_train.shape[0]
+        if self.joint_forward:
+            out = functional_call(self.net, params, (torch.cat((batch.x_train, batch.x_meta)),))
+            out_t, out_m = out[:n_t], out[n_t:]
+        else:
+            out_t = functional_call(self.net, params, (batch.x_train,))
+            out_m = functional_call(self.net, params, (batch.x_meta,))
+        nll_t = self.likelihood.nll(out_t, batch.y_train)
+        nll_m = self.likelihood.nll(out_m, batch.y_meta)
+        scale_t = self.num_train / n_t
+        scale_m = self.num_meta / batch.x_meta.shape[0]
+        train_term = (self.weight_prior.log_prob_u(u_batch) - self.rho_theta * torch.sigmoid(u_batch) * nll_t).sum()
+        value = (
+            self.theta_prior.log_prob(theta, self.layout)
+            + scale_t * train_term
+            - (self.rho_meta * scale_m) * nll_m.sum()
+        )
+        return LogJoint(value, nll_t.detach(), nll_m.detach())
+
+    def initial_theta(self) -> torch.Tensor:
+        """The flat parameter vector of the network as it is now."""
+        return self.layout.flatten(self.net)

@@ -1,0 +1,208 @@
+"""Priors: ``p_0(θ)`` on the network parameters and ``p(w)`` on the instance weights.
+
+A prior is a small object. A researcher adds one by subclassing :class:`ThetaPrior` or
+:class:`WeightPrior` in a file of their own; the sampler never needs to change.
+
+Weights live on the unit interval, ``w = sigmoid(u)``, and the sampler moves the unconstrained
+``u``. The density of ``u`` carries the Jacobian of the logit parameterisation:
+
+    log p_u(u) = log p_w(sigmoid(u)) + log sigmoid(u) + log sigmoid(-u)
+
+since ``dw/du = w (1 - w)``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch.distributions import constraints
+from torch.distributions.transforms import SigmoidTransform
+
+from pyrodps.errors import ValidationError, check_fraction, check_positive
+
+if TYPE_CHECKING:
+    from pyrodps.models.layout import ParamLayout
+
+
+# ----------------------------------------------------------------------------- network priors
+class ThetaPrior(ABC):
+    """A prior ``p_0(θ)`` over the parameters of the main network."""
+
+    @abstractmethod
+    def site_distribution(self, name: str, shape: torch.Size) -> dist.Distribution:
+        """The Pyro distribution of parameter ``name`` (event shape ``shape``)."""
+
+    def log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
+        """``log p_0(θ)`` of the flat parameter vector ``theta``.
+
+        The default sums the site distributions; subclasses override it with a closed form on the
+        flat vector (one kernel instead of one per tensor).
+        """
+        params = layout.unflatten(theta)
+        return sum(self.site_distribution(n, p.shape).log_prob(p) for n, p in params.items())
+
+
+class IsotropicGaussian(ThetaPrior):
+    """``p_0(θ) = N(θ; 0, s^2 I)``: ``log p_0 = -|θ|^2 / (2 s^2) - P log(s sqrt(2π))``."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = check_positive("theta_prior_scale", scale)
+
+    def site_distribution(self, name: str, shape: torch.Size) -> dist.Distribution:
+        return dist.Normal(0.0, self.scale).expand(shape).to_event(len(shape))
+
+    def log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
+        const = theta.numel() * (math.log(self.scale) + 0.5 * math.log(2 * math.pi))
+        return theta.square().sum() * (-0.5 / self.scale**2) - const
+
+    def __repr__(self) -> str:
+        return f"IsotropicGaussian(scale={self.scale})"
+
+
+# ----------------------------------------------------------------------------- weight priors
+class WeightPrior(ABC):
+    """A prior ``p(w)`` on one instance weight ``w ∈ (0, 1)``."""
+
+    @abstractmethod
+    def distribution(self) -> dist.Distribution:
+        """``p(w)`` as a Pyro distribution with support ``(0, 1)`` (used by the Pyro model)."""
+
+    def log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        """``log p_u(u) = log p_w(sigmoid(u)) + log sigmoid(u) + log sigmoid(-u)``, elementwise.
+
+        Subclasses override this with a form that stays finite where ``sigmoid(u)`` rounds to 0 or 1.
+        """
+        w = torch.sigmoid(u)
+        return self.distribution().log_prob(w) + F.logsigmoid(u) + F.logsigmoid(-u)
+
+    def u_distribution(self) -> dist.Distribution:
+        """The distribution of ``u = logit(w)``: ``p(w)`` pushed through the inverse sigmoid."""
+        return dist.TransformedDistribution(self.distribution(), [SigmoidTransform().inv])
+
+    def sample_u(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+        """Draw ``u`` from the prior by inverse CDF of ``w`` (needs :meth:`icdf`)."""
+        v = torch.rand(shape, generator=generator, dtype=torch.float64).clamp_(1e-6, 1 - 1e-6)
+        w = self.icdf(v).clamp(1e-6, 1 - 1e-6)
+        return torch.logit(w).to(torch.get_default_dtype())
+
+    def icdf(self, q: torch.Tensor) -> torch.Tensor:
+        """Quantile function of ``p(w)`` (float64 in, float64 out)."""
+        raise NotImplementedError(f"{type(self).__name__} has no icdf; give initial weights")
+
+
+class UniformWeight(WeightPrior):
+    """``p(w) = 1`` on ``(0, 1)``: ``log p_u(u) = log sigmoid(u) + log sigmoid(-u)``."""
+
+    def distribution(self) -> dist.Distribution:
+        return dist.Uniform(0.0, 1.0)
+
+    def log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        return F.logsigmoid(u) + F.logsigmoid(-u)
+
+    def icdf(self, q: torch.Tensor) -> torch.Tensor:
+        return q
+
+    def __repr__(self) -> str:
+        return "UniformWeight()"
+
+
+class BetaWeight(WeightPrior):
+    """``p(w) = Beta(w; a, b)``: ``log p_u(u) = a log sigmoid(u) + b log sigmoid(-u) - log B(a, b)``."""
+
+    def __init__(self, a: float = 1.0, b: float = 1.0) -> None:
+        self.a = check_positive("beta_a", a)
+        self.b = check_positive("beta_b", b)
+        self._log_beta = math.lgamma(self.a) + math.lgamma(self.b) - math.lgamma(self.a + self.b)
+
+    def distribution(self) -> dist.Distribution:
+        return dist.Beta(self.a, self.b)
+
+    def log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        return self.a * F.logsigmoid(u) + self.b * F.logsigmoid(-u) - self._log_beta
+
+    def icdf(self, q: torch.Tensor) -> torch.Tensor:
+        from scipy.special import betaincinv
+
+        return torch.from_numpy(betaincinv(self.a, self.b, q.numpy()))
+
+    def __repr__(self) -> str:
+        return f"BetaWeight(a={self.a}, b={self.b})"
+
+
+class TruncatedNormalUnit(dist.TorchDistribution):
+    """``N(loc, scale^2)`` truncated to ``(0, 1)``.
+
+    ``log p(w) = log N(w; loc, scale) - log(Φ((1-loc)/scale) - Φ(-loc/scale))``.
+    """
+
+    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    support = constraints.unit_interval
+    has_rsample = False
+
+    def __init__(self, loc: float, scale: float, validate_args: bool | None = None) -> None:
+        self.loc = torch.as_tensor(float(loc))
+        self.scale = torch.as_tensor(float(scale))
+        std = torch.distributions.Normal(0.0, 1.0)
+        self._lo = std.cdf(-self.loc / self.scale)
+        self._mass = std.cdf((1 - self.loc) / self.scale) - self._lo
+        super().__init__(batch_shape=torch.Size(), validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):  # noqa: D102 - pyro plates broadcast through this
+        return dist.ExpandedDistribution(self, batch_shape)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        z = (value - self.loc) / self.scale
+        return -0.5 * z.square() - torch.log(self.scale * self._mass) - 0.5 * math.log(2 * math.pi)
+
+    def icdf(self, q: torch.Tensor) -> torch.Tensor:
+        std = torch.distributions.Normal(0.0, 1.0)
+        p = self._lo + q * self._mass
+        return self.loc + self.scale * std.icdf(p)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+        with torch.no_grad():
+            return self.icdf(torch.rand(sample_shape))
+
+
+class TruncatedGaussianWeight(WeightPrior):
+    """A Gaussian at the sparsity level ``β`` with scale ``σ``, truncated to ``(0, 1)``.
+
+    ``log p_w(w) = -(w - β)^2 / (2σ^2) - log(σ sqrt(2π) (Φ((1-β)/σ) - Φ(-β/σ)))``.
+    """
+
+    def __init__(self, beta: float = 0.5, sigma: float = 0.25) -> None:
+        self.beta = check_fraction("beta", beta, open_low=True, open_high=True)
+        self.sigma = check_positive("sigma", sigma)
+        self._dist = TruncatedNormalUnit(self.beta, self.sigma)
+        self._log_norm = float(torch.log(self._dist.scale * self._dist._mass)) + 0.5 * math.log(
+            2 * math.pi
+        )
+
+    def distribution(self) -> dist.Distribution:
+        return self._dist
+
+    def log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        w = torch.sigmoid(u)
+        z = (w - self.beta) / self.sigma
+        return -0.5 * z.square() - self._log_norm + F.logsigmoid(u) + F.logsigmoid(-u)
+
+    def icdf(self, q: torch.Tensor) -> torch.Tensor:
+        return self._dist.icdf(q.float()).double()
+
+    def __repr__(self) -> str:
+        return f"TruncatedGaussianWeight(beta={self.beta}, sigma={self.sigma})"
+
+
+WEIGHT_PRIORS = {"uniform": UniformWeight, "beta": BetaWeight, "truncated-gaussian": TruncatedGaussianWeight}
+
+
+def make_weight_prior(name: str, **kwargs: float) -> WeightPrior:
+    """Build a weight prior by name (``uniform``, ``beta``, ``truncated-gaussian``)."""
+    if name not in WEIGHT_PRIORS:
+        raise ValidationError("weight_prior", f"unknown prior {name!r}; choose one of {', '.join(WEIGHT_PRIORS)}")
+    return WEIGHT_PRIORS[name](**kwargs)
