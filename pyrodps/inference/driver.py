@@ -84,16 +84,17 @@ def sample(
         stats = OnlineWeightStats(num_points) if num_points is not None else None
         kept: dict[str, list[torch.Tensor]] = {name: [] for name in track}
         for t in range(num_steps):
-            state, info = kernel.step(state, batches.next())
-            if t >= burn_in:
-                if stats is not None:
-                    stats.update(info["idx"], info["w"])
-                if (t - burn_in) % thin == 0:
-                    for name in track:
-                        kept[name].append(kernel.site(state, info, name).detach().cpu())
-                    if on_draw is not None:
-                        on_draw(chain, state, info)
-            if progress and (t % 50 == 0 or t == num_steps - 1):
+            keep = t >= burn_in and (t - burn_in) % thin == 0
+            report = progress and (t % 50 == 0 or t == num_steps - 1)
+            state, info = kernel.step(state, batches.next(), keep or report)
+            if t >= burn_in and stats is not None:
+                stats.update(info["idx"], info["w"])
+            if keep:
+                for name in track:
+                    kept[name].append(kernel.site(state, info, name).detach().cpu())
+                if on_draw is not None:
+                    on_draw(chain, state, info)
+            if report:
                 bar.update(t + 1 + chain * num_steps - bar.n)
                 bar.set_postfix(chain=chain, energy=f"{float(info['energy']):.4g}", refresh=False)
         chain_draws.append(kept)

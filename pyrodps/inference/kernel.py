@@ -1,11 +1,12 @@
 """The kernel interface, and plain (p)SGLD on a flat vector for any differentiable energy.
 
 A kernel is two functions, as in NumPyro: ``init(...) -> state`` and
-``step(state, batch) -> (state, info)``. Data comes with every step; the driver
+``step(state, batch, diagnostics) -> (state, info)``. Data comes with every step; the driver
 (:mod:`pyrodps.inference.driver`), not the kernel, owns burn-in, thinning, chains and storage.
 States are mutable dataclasses that ``step`` updates in place (a weight table of length N must
 not be copied per step) and returns. ``info`` holds 0-d tensors, read by the driver only when it
-keeps a draw.
+keeps a draw; ``diagnostics=False`` lets a kernel skip the summaries that only a kept draw or the
+progress bar reads.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Kernel(Protocol, Generic[S, B]):
 
     def init(self, seed: int, chain: int = 0) -> S: ...
 
-    def step(self, state: S, batch: B) -> tuple[S, dict[str, torch.Tensor]]: ...
+    def step(self, state: S, batch: B, diagnostics: bool = True) -> tuple[S, dict[str, torch.Tensor]]: ...
 
     def site(self, state: S, info: dict[str, torch.Tensor], name: str) -> torch.Tensor: ...
 
@@ -77,7 +78,7 @@ class SGLD:
         v = self.preconditioner.init(x) if self.preconditioner else None
         return SGLDState(x, 0, make_generator(seed, chain, x.device), v)
 
-    def step(self, state: SGLDState, batch: Any = None) -> tuple[SGLDState, dict[str, torch.Tensor]]:
+    def step(self, state: SGLDState, batch: Any = None, diagnostics: bool = True) -> tuple[SGLDState, dict[str, torch.Tensor]]:
         x = state.position.detach().requires_grad_(True)
         energy = self.energy_fn(x, batch)
         (grad,) = torch.autograd.grad(energy, (x,))

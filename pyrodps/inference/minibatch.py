@@ -50,7 +50,11 @@ class MinibatchStream:
         self.meta = IndexStream(data.num_meta, meta_bs, generator, device)
 
     def next(self) -> Batch:
-        return Batch.gather(self.data, self.train.next(), self.meta.next())
+        it = self.train.next()
+        if self.meta.batch_size == self.data.num_meta:  # the whole meta set every step: no copy
+            d = self.data
+            return Batch(it, d.x_train.index_select(0, it), d.y_train.index_select(0, it), self.meta.next(), d.x_meta, d.y_meta)
+        return Batch.gather(self.data, it, self.meta.next())
 
 
 def check_batch_sizes(data: SelectionData, batch_size: int, meta_batch_size: int | None) -> None:

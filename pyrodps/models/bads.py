@@ -61,11 +61,11 @@ class Batch:
     def gather(cls, data: SelectionData, idx_train: torch.Tensor, idx_meta: torch.Tensor) -> "Batch":
         return cls(
             idx_train,
-            data.x_train[idx_train],
-            data.y_train[idx_train],
+            data.x_train.index_select(0, idx_train),
+            data.y_train.index_select(0, idx_train),
             idx_meta,
-            data.x_meta[idx_meta],
-            data.y_meta[idx_meta],
+            data.x_meta.index_select(0, idx_meta),
+            data.y_meta.index_select(0, idx_meta),
         )
 
 
@@ -127,6 +127,7 @@ class BADSModel:
         self.log_normaliser: LogNormaliser = make_log_normaliser(log_z)
         self.joint_forward = joint_forward
         self.layout = ParamLayout.from_module(net)
+        self._theta0 = self.layout.flatten(net).clone()
 
     # ------------------------------------------------------------------ the specification (Pyro)
     def pyro_model(self, batch: Batch) -> None:
@@ -180,6 +181,15 @@ class BADSModel:
         )
         return LogJoint(value, nll_t.detach(), nll_m.detach())
 
+    def nll(self, theta: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example losses ``l_i(θ)`` of the train and meta examples of ``batch`` (no gradient)."""
+        with torch.no_grad():
+            params = self.layout.unflatten(theta)
+            out_t = functional_call(self.net, params, (batch.x_train,))
+            out_m = functional_call(self.net, params, (batch.x_meta,))
+            return self.likelihood.nll(out_t, batch.y_train), self.likelihood.nll(out_m, batch.y_meta)
+
     def initial_theta(self) -> torch.Tensor:
-        """The flat parameter vector of the network as it is now."""
-        return self.layout.flatten(self.net)
+        """The flat parameter vector of the network as it was when the model was built (samplers
+        may rebind the network's parameters to their own state later)."""
+        return self._theta0.clone()

@@ -46,6 +46,12 @@ class ThetaPrior(ABC):
         params = layout.unflatten(theta)
         return sum(self.site_distribution(n, p.shape).log_prob(p) for n, p in params.items())
 
+    def grad_log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
+        """``∇_θ log p_0(θ)`` (autograd by default; subclasses give the closed form)."""
+        with torch.enable_grad():
+            t = theta.detach().requires_grad_(True)
+            return torch.autograd.grad(self.log_prob(t, layout), t)[0]
+
 
 class IsotropicGaussian(ThetaPrior):
     """``p_0(θ) = N(θ; 0, s^2 I)``: ``log p_0 = -|θ|^2 / (2 s^2) - P log(s sqrt(2π))``."""
@@ -59,6 +65,10 @@ class IsotropicGaussian(ThetaPrior):
     def log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
         const = theta.numel() * (math.log(self.scale) + 0.5 * math.log(2 * math.pi))
         return theta.square().sum() * (-0.5 / self.scale**2) - const
+
+    def grad_log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
+        """``-θ / s^2``."""
+        return theta * (-1.0 / self.scale**2)
 
     def __repr__(self) -> str:
         return f"IsotropicGaussian(scale={self.scale})"
@@ -79,6 +89,12 @@ class WeightPrior(ABC):
         """
         w = torch.sigmoid(u)
         return self.distribution().log_prob(w) + F.logsigmoid(u) + F.logsigmoid(-u)
+
+    def grad_log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        """``d log p_u(u) / du``, elementwise (autograd by default; subclasses give the closed form)."""
+        with torch.enable_grad():
+            t = u.detach().requires_grad_(True)
+            return torch.autograd.grad(self.log_prob_u(t).sum(), t)[0]
 
     def u_distribution(self) -> dist.Distribution:
         """The distribution of ``u = logit(w)``: ``p(w)`` pushed through the inverse sigmoid."""
@@ -104,6 +120,10 @@ class UniformWeight(WeightPrior):
     def log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
         return F.logsigmoid(u) + F.logsigmoid(-u)
 
+    def grad_log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        """``1 - 2 sigmoid(u)``."""
+        return 1.0 - 2.0 * torch.sigmoid(u)
+
     def icdf(self, q: torch.Tensor) -> torch.Tensor:
         return q
 
@@ -124,6 +144,10 @@ class BetaWeight(WeightPrior):
 
     def log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
         return self.a * F.logsigmoid(u) + self.b * F.logsigmoid(-u) - self._log_beta
+
+    def grad_log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        """``a (1 - w) - b w`` with ``w = sigmoid(u)``."""
+        return self.a - (self.a + self.b) * torch.sigmoid(u)
 
     def icdf(self, q: torch.Tensor) -> torch.Tensor:
         from scipy.special import betaincinv
@@ -190,6 +214,11 @@ class TruncatedGaussianWeight(WeightPrior):
         w = torch.sigmoid(u)
         z = (w - self.beta) / self.sigma
         return -0.5 * z.square() - self._log_norm + F.logsigmoid(u) + F.logsigmoid(-u)
+
+    def grad_log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        """``-(w - β) w (1 - w) / σ^2 + 1 - 2w`` with ``w = sigmoid(u)``."""
+        w = torch.sigmoid(u)
+        return (w - self.beta) * w * (w - 1.0) / self.sigma**2 + 1.0 - 2.0 * w
 
     def icdf(self, q: torch.Tensor) -> torch.Tensor:
         return self._dist.icdf(q.float()).double()

@@ -1,0 +1,43 @@
+"""The sampler's fused gradient equals autograd of the Pyro trace (the specification)."""
+
+import pytest
+import torch
+
+from pyrodps.inference.gradients import AutogradGradient, FusedGradient
+from pyrodps.models import Batch, Categorical, Gaussian
+from tests.test_model import PRIORS, classification_data, make_model, regression_data
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=repr)
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+@pytest.mark.parametrize("need_theta", [True, False])
+def test_fused_gradient_matches_pyro_reference(prior, kind, need_theta):
+    if kind == "categorical":
+        model, data = make_model(Categorical(3), 3, prior), classification_data()
+    else:
+        model, data = make_model(Gaussian(0.5), 1, prior), regression_data()
+    fused, ref, functional = FusedGradient(model), AutogradGradient(model, "reference"), AutogradGradient(model)
+    g = torch.Generator().manual_seed(11)
+    for trial in range(4):
+        theta = model.initial_theta() + 0.5 * torch.randn(model.layout.size, generator=g)
+        u = 2.0 * torch.randn(20, generator=g)
+        it = torch.randperm(20, generator=g)[: 4 + trial]
+        im = torch.randperm(6, generator=g)[: 2 + trial % 3]
+        batch = Batch.gather(data, it, im)
+        a = fused(theta, u[it], batch, need_theta)
+        for other in (ref(theta, u[it], batch, need_theta), functional(theta, u[it], batch, need_theta)):
+            torch.testing.assert_close(a.energy, other.energy, rtol=1e-5, atol=1e-4)
+            torch.testing.assert_close(a.grad_u, other.grad_u, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(a.nll_train, other.nll_train, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(a.nll_meta, other.nll_meta, rtol=1e-5, atol=1e-6)
+            if need_theta:
+                torch.testing.assert_close(a.grad_theta, other.grad_theta, rtol=1e-4, atol=1e-4)
+            else:
+                assert a.grad_theta is None and other.grad_theta is None
+
+
+@pytest.mark.parametrize("prior", PRIORS, ids=repr)
+def test_closed_form_weight_prior_gradient(prior):
+    u = torch.linspace(-8, 8, 201, dtype=torch.float64)
+    auto = super(type(prior), prior).grad_log_prob_u(u)
+    torch.testing.assert_close(prior.grad_log_prob_u(u), auto)
