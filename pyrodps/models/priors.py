@@ -101,14 +101,21 @@ class WeightPrior(ABC):
         return dist.TransformedDistribution(self.distribution(), [SigmoidTransform().inv])
 
     def sample_u(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-        """Draw ``u`` from the prior by inverse CDF of ``w`` (needs :meth:`icdf`)."""
+        """Draw ``u`` from the prior, reproducibly from ``generator``: by inverse CDF where the prior
+        has :meth:`icdf`, else by ``distribution().sample`` under a seed drawn from ``generator``."""
         v = torch.rand(shape, generator=generator, dtype=torch.float64).clamp_(1e-6, 1 - 1e-6)
-        w = self.icdf(v).clamp(1e-6, 1 - 1e-6)
-        return torch.logit(w).to(torch.get_default_dtype())
+        try:
+            w = self.icdf(v)
+        except NotImplementedError:
+            seed = int(torch.randint(0, 2**62, (), generator=generator))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                w = self.distribution().sample(torch.Size(shape)).double()
+        return torch.logit(w.clamp(1e-6, 1 - 1e-6)).to(torch.get_default_dtype())
 
     def icdf(self, q: torch.Tensor) -> torch.Tensor:
-        """Quantile function of ``p(w)`` (float64 in, float64 out)."""
-        raise NotImplementedError(f"{type(self).__name__} has no icdf; give initial weights")
+        """Quantile function of ``p(w)`` (float64 in, float64 out); optional."""
+        raise NotImplementedError
 
 
 class UniformWeight(WeightPrior):
