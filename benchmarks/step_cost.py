@@ -3,10 +3,11 @@
 Rows (CPU, median per-step wall time over >= 200 steps, methods interleaved in rounds so that
 drift of the machine hits both alike):
 
-* ``digits-mlp``: 64-128-10 MLP, train batch 128 + the 50-point meta set.
-* ``small-cnn``: 28x28 inputs, two conv layers, train batch 128 + meta batch 32.
-* ``pyro-reference``: the BADS step through the Pyro trace against the fast path (small CNN).
-* ``table-1e6``: the digits-MLP BADS step with N = 10^6 table weights against N = 10^4.
+* ``digits-mlp-128`` and ``digits-mlp-default``: a 64-128-10 MLP and the default digits network
+  (64-256-256-10), train batch 128 + the 50-point meta set; the default pSGLD sampler, plain SGLD
+  (``-sgld``) and the Pyro-trace gradient against the fused one (``-pyro``).
+* ``small-cnn``: 28x28 inputs, two conv layers, train batch 128 + meta batch 32 (and ``-pyro``).
+* ``table-1e6``: the default-network BADS step with N = 10^6 table weights against N = 10^4.
 
 A BADS step is one driver iteration: gather the batch, ``BADSKernel.step`` (joint θ/w SGLD; scalar
 diagnostics every 10th step, as the driver does with ``thin=10``), update the online weight
@@ -29,7 +30,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyrodps.inference import BADSKernel, MinibatchStream, OnlineWeightStats  # noqa: E402
+from pyrodps.inference import BADSKernel, MinibatchStream, OnlineWeightStats, RMSprop  # noqa: E402
+from pyrodps.selection import BADSConfig  # noqa: E402
 from pyrodps.io import write_json  # noqa: E402
 from pyrodps.models import BADSModel, Categorical, SelectionData  # noqa: E402
 from pyrodps.models.networks import mlp, small_cnn  # noqa: E402
@@ -45,9 +47,13 @@ def make_data(n: int, m: int, shape: tuple[int, ...], classes: int = 10) -> Sele
 
 
 class BADSStepper:
-    def __init__(self, net, data: SelectionData, batch: int, meta_batch: int, path: str = "fused") -> None:
-        model = BADSModel(net, Categorical(10), data.num_train, data.num_meta, rho_theta=5.0)
-        self.kernel = BADSKernel(model, step_size=1e-5, weight_step_size=0.5, path=path)
+    """The default sampler of :class:`pyrodps.BADSConfig` (pSGLD unless ``psgld=False``)."""
+
+    def __init__(self, net, data: SelectionData, batch: int, meta_batch: int, path: str = "fused", psgld: bool = True) -> None:
+        cfg = BADSConfig()
+        model = BADSModel(net, Categorical(10), data.num_train, data.num_meta, rho_theta=cfg.rho_theta)
+        self.kernel = BADSKernel(model, step_size=cfg.step_size, weight_step_size=cfg.weight_step_size,
+                                 temperature=cfg.temperature, preconditioner=RMSprop() if psgld else None, path=path)
         self.state = self.kernel.init(0)
         self.stream = MinibatchStream(data, batch, meta_batch, torch.Generator().manual_seed(1))
         self.stats = OnlineWeightStats(data.num_train)
@@ -72,6 +78,17 @@ class SGDStepper:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+
+
+def noise_ms(params: int, reps: int = 200) -> float:
+    """Median milliseconds of ``torch.randn(params)`` with a seeded generator."""
+    g = torch.Generator().manual_seed(0)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.randn(params, generator=g)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
 
 
 def interleaved_medians(steppers: dict, steps: int, rounds: int = 10, warmup: int = 20) -> dict[str, float]:
@@ -107,34 +124,46 @@ def main() -> None:
         ap.error("--steps must be >= 200")
     rows = []
 
-    def row(name, num, den, a, b, target):
+    def row(name, num, den, a, b, target, params=None):
         ratio = a / b
+        noise = noise_ms(params) if params else None
         rows.append({"case": name, "numerator": num, "denominator": den, "num_ms": a * 1e3, "den_ms": b * 1e3,
-                     "ratio": ratio, "target": target, "pass": ratio <= target})
+                     "ratio": ratio, "target": target, "pass": ratio <= target, "params": params, "randn_ms": noise})
 
     digits = make_data(10_000, 50, (64,))
-    t = bench_pair(lambda: mlp(64, 10, (128,)), digits, 128, 50, args.steps)
-    row("digits-mlp", "bads", "sgd", t["bads"], t["sgd"], 1.25)
+    for label, hidden in (("digits-mlp-128", (128,)), ("digits-mlp-default", BADSConfig().hidden)):
+        torch.manual_seed(0)
+        extra = {"sgld": BADSStepper(mlp(64, 10, hidden), digits, 128, 50, psgld=False),
+                 "reference": BADSStepper(mlp(64, 10, hidden), digits, 128, 50, path="reference")}
+        t = bench_pair(lambda: mlp(64, 10, hidden), digits, 128, 50, args.steps, extra)
+        p = sum(x.numel() for x in mlp(64, 10, hidden).parameters())
+        row(f"{label}", "bads pSGLD", "sgd", t["bads"], t["sgd"], 1.25, p)
+        row(f"{label}-sgld", "bads SGLD", "sgd", t["sgld"], t["sgd"], 1.25, p)
+        row(f"{label}-pyro", "bads (Pyro trace)", "bads (fused)", t["reference"], t["bads"], 1.6)
 
     cnn_data = make_data(10_000, 200, (1, 28, 28))
     torch.manual_seed(0)
     ref = BADSStepper(small_cnn(), cnn_data, 128, 32, path="reference")
     t = bench_pair(small_cnn, cnn_data, 128, 32, args.steps, {"reference": ref})
-    row("small-cnn", "bads", "sgd", t["bads"], t["sgd"], 1.10)
-    row("pyro-reference", "bads (Pyro trace)", "bads (fast)", t["reference"], t["bads"], 1.6)
+    row("small-cnn", "bads pSGLD", "sgd", t["bads"], t["sgd"], 1.10, sum(x.numel() for x in small_cnn().parameters()))
+    row("small-cnn-pyro", "bads (Pyro trace)", "bads (fused)", t["reference"], t["bads"], 1.6)
 
     big = make_data(1_000_000, 50, (64,))
     torch.manual_seed(0)
+    hidden = BADSConfig().hidden
     t = interleaved_medians(
-        {"n1e4": BADSStepper(mlp(64, 10, (128,)), digits, 128, 50), "n1e6": BADSStepper(mlp(64, 10, (128,)), big, 128, 50)},
+        {"n1e4": BADSStepper(mlp(64, 10, hidden), digits, 128, 50), "n1e6": BADSStepper(mlp(64, 10, hidden), big, 128, 50)},
         args.steps,
     )
     row("table-1e6", "bads N=1e6", "bads N=1e4", t["n1e6"], t["n1e4"], 1.10)
 
-    print(f"{'case':<16}{'numerator':>20}{'ms':>9}{'denominator':>14}{'ms':>9}{'ratio':>8}{'target':>8}  ok")
+    print(f"{'case':<24}{'numerator':>19}{'ms':>9}{'denominator':>14}{'ms':>9}{'ratio':>8}{'target':>8}  ok"
+          f"{'params':>9}{'randn ms':>10}")
     for r in rows:
-        print(f"{r['case']:<16}{r['numerator']:>20}{r['num_ms']:>9.3f}{r['denominator']:>14}{r['den_ms']:>9.3f}"
-              f"{r['ratio']:>8.3f}{r['target']:>8.2f}  {'yes' if r['pass'] else 'NO'}")
+        extra = f"{r['params']:>9}{r['randn_ms']:>10.3f}" if r["params"] else ""
+        print(f"{r['case']:<24}{r['numerator']:>19}{r['num_ms']:>9.3f}{r['denominator']:>14}{r['den_ms']:>9.3f}"
+              f"{r['ratio']:>8.3f}{r['target']:>8.2f}  {'yes' if r['pass'] else 'NO '}{extra}")
+    print("randn ms: drawing the Langevin noise torch.randn(params) alone, a floor no bookkeeping trim removes.")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, {"benchmark": "step_cost", "steps": args.steps, "machine": machine_description(), "rows": rows})
     print(f"wrote {args.out}")

@@ -27,7 +27,13 @@ from pyrodps.models.networks import mlp
 
 @dataclass
 class BADSConfig:
-    """Settings of a BADS run (defaults: the digits label-noise scenario on a CPU)."""
+    """Settings of a BADS run.
+
+    The defaults were chosen on the digits label-noise scenario (seeds 0-6): a tempered posterior
+    (``temperature=0.1``), a large impact constant ``rho_theta=80`` and pSGLD on a 256-256 MLP. At
+    ``temperature < 1`` the chain keeps slowly fitting the noisy labels: accuracy peaks around
+    2,000-4,500 steps and then declines, so ``steps`` also acts as early stopping.
+    """
 
     steps: int = 3000
     burn_in: int | None = None  # default: a quarter of the steps
@@ -35,18 +41,18 @@ class BADSConfig:
     chains: int = 1
     batch_size: int = 128
     meta_batch_size: int | None = None  # default: the whole meta set
-    step_size: float = 1e-4
+    step_size: float = 2e-4
     step_decay_gamma: float | None = None  # η_t = step_size (1 + t/100)^-γ when set
     weight_step_size: float = 1.0
-    temperature: float = 1.0
-    rho_theta: float = 5.0
+    temperature: float = 0.1
+    rho_theta: float = 80.0
     rho_meta: float = 1.0
     prior_scale: float = 1.0
     weight_prior: str = "uniform"
     weight_prior_kwargs: dict = field(default_factory=dict)
-    psgld: bool = False
+    psgld: bool = True
     clip_norm: float | None = None
-    hidden: tuple[int, ...] = (128,)
+    hidden: tuple[int, ...] = (256, 256)
     log_z: str = "ignore"
 
     def validate(self) -> None:

@@ -20,14 +20,18 @@ from pyrodps.inference.minibatch import IndexStream
 
 @dataclass
 class SGDConfig:
-    """Plain SGD with momentum on the mean cross-entropy."""
+    """Plain SGD with momentum on the mean cross-entropy.
+
+    ``lr=0.003`` was the best of {0.0003, 0.001, 0.002, 0.003, 0.01, 0.03} for the default network
+    at 3,000 steps on digits with 40 % label noise (seeds 0-2): a strong baseline, not a strawman.
+    """
 
     steps: int = 3000
     batch_size: int = 128
-    lr: float = 0.01
+    lr: float = 0.003
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    hidden: tuple[int, ...] = (128,)
+    hidden: tuple[int, ...] = (256, 256)  # the BADS default network
 
     def validate(self) -> None:
         check_positive_int("steps", self.steps)

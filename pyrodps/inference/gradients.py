@@ -51,8 +51,9 @@ class AutogradGradient:
                 lj = self.model.log_joint(th, ub, batch)
                 value, nll_t, nll_m = lj.value, lj.nll_train, lj.nll_meta
             else:
-                value = self.model.reference_log_joint(th, ub, batch)
-                nll_t, nll_m = self.model.nll(th, batch)
+                trace = self.model.reference_trace(th, ub, batch)
+                value = trace.log_prob_sum()
+                nll_t, nll_m = trace.nodes["train_nll"]["value"], trace.nodes["meta_nll"]["value"]
             grads = torch.autograd.grad(value, (th, ub) if need_theta else (ub,))
         scale_t = batch.idx_train.shape[0] / self.model.num_train
         return GradientEstimate(

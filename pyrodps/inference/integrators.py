@@ -35,9 +35,9 @@ class RMSprop:
         return torch.zeros_like(like)
 
     def update_(self, v: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """Update ``V`` in place and return ``G``."""
+        """Update ``V`` in place and return ``1 / G = λ + sqrt(V)`` (the divisor form saves a pass)."""
         v.mul_(self.alpha).addcmul_(grad, grad, value=1.0 - self.alpha)
-        return v.sqrt().add_(self.eps).reciprocal_()
+        return v.sqrt().add_(self.eps)
 
 
 def langevin_step_(
@@ -46,15 +46,16 @@ def langevin_step_(
     step_size: float,
     temperature: float,
     noise: torch.Tensor,
-    precond: torch.Tensor | None = None,
+    inv_precond: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """In place: ``x ← x - (η/2) G ∇U + sqrt(η T G) ξ``; ``noise`` is ``ξ``. Returns ``x``."""
-    if precond is None:
+    """In place: ``x ← x - (η/2) G ∇U + sqrt(η T G) ξ``; ``noise`` is ``ξ``, ``inv_precond`` is
+    ``1 / G`` (``None`` for ``G = I``; consumed: overwritten with its square root). Returns ``x``."""
+    if inv_precond is None:
         x.add_(grad_energy, alpha=-0.5 * step_size)
         x.add_(noise, alpha=math.sqrt(step_size * temperature))
     else:
-        x.addcmul_(precond, grad_energy, value=-0.5 * step_size)
-        x.addcmul_(precond.sqrt(), noise, value=math.sqrt(step_size * temperature))
+        x.addcdiv_(grad_energy, inv_precond, value=-0.5 * step_size)
+        x.addcdiv_(noise, inv_precond.sqrt_(), value=math.sqrt(step_size * temperature))
     return x
 
 

@@ -133,7 +133,8 @@ class BADSModel:
     def pyro_model(self, batch: Batch) -> None:
         """The generative program on one minibatch. Sites: ``theta.<param>``, ``u`` (train plate,
         subsampled at ``batch.idx_train``), ``train_loss`` (factor), ``y_meta`` (observed, meta plate,
-        subsampled at ``batch.idx_meta``)."""
+        subsampled at ``batch.idx_meta``); ``train_nll`` and ``meta_nll`` record the per-example
+        losses (deterministic sites, no density)."""
         params = {
             name: pyro.sample(f"theta.{name}", self.theta_prior.site_distribution(name, shape))
             for name, shape in zip(self.layout.names, self.layout.shapes)
@@ -142,21 +143,24 @@ class BADSModel:
             u = pyro.sample("u", self.weight_prior.u_distribution())
             out = functional_call(self.net, params, (batch.x_train,))
             nll = -self.likelihood.distribution(out).log_prob(batch.y_train)
+            pyro.deterministic("train_nll", nll.detach())
             pyro.factor("train_loss", -self.rho_theta * torch.sigmoid(u) * nll)
         with pyro.plate("meta", self.num_meta, subsample=batch.idx_meta):
             out_m = functional_call(self.net, params, (batch.x_meta,))
+            lik_m = self.likelihood.distribution(out_m)
             with poutine.scale(scale=self.rho_meta):
-                pyro.sample("y_meta", self.likelihood.distribution(out_m), obs=batch.y_meta)
+                pyro.sample("y_meta", lik_m, obs=batch.y_meta)
+            pyro.deterministic("meta_nll", -lik_m.log_prob(batch.y_meta).detach())
 
-    def reference_log_joint(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> torch.Tensor:
-        """Minibatch log joint from a Pyro trace of :meth:`pyro_model` conditioned on ``(θ, u)``.
-
-        ``theta`` is the flat parameter vector, ``u_batch = u[idx_train]``.
-        """
+    def reference_trace(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> poutine.Trace:
+        """Pyro trace of :meth:`pyro_model` conditioned on ``(θ, u_B)`` (``theta`` flat, ``u_batch = u[idx_train]``)."""
         cond = {f"theta.{n}": p for n, p in self.layout.unflatten(theta).items()}
         cond["u"] = u_batch
-        trace = poutine.trace(poutine.condition(self.pyro_model, data=cond)).get_trace(batch)
-        return trace.log_prob_sum()
+        return poutine.trace(poutine.condition(self.pyro_model, data=cond)).get_trace(batch)
+
+    def reference_log_joint(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """Minibatch log joint ``log_prob_sum`` of :meth:`reference_trace`."""
+        return self.reference_trace(theta, u_batch, batch).log_prob_sum()
 
     # ------------------------------------------------------------------ the fast path
     def log_joint(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> LogJoint:
@@ -180,14 +184,6 @@ class BADSModel:
             - (self.rho_meta * scale_m) * nll_m.sum()
         )
         return LogJoint(value, nll_t.detach(), nll_m.detach())
-
-    def nll(self, theta: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-example losses ``l_i(θ)`` of the train and meta examples of ``batch`` (no gradient)."""
-        with torch.no_grad():
-            params = self.layout.unflatten(theta)
-            out_t = functional_call(self.net, params, (batch.x_train,))
-            out_m = functional_call(self.net, params, (batch.x_meta,))
-            return self.likelihood.nll(out_t, batch.y_train), self.likelihood.nll(out_m, batch.y_meta)
 
     def initial_theta(self) -> torch.Tensor:
         """The flat parameter vector of the network as it was when the model was built (samplers
