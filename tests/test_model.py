@@ -112,9 +112,10 @@ def test_weight_prior_density_includes_jacobian(prior):
     assert abs(mass.item() - 1.0) < 1e-3
 
 
-def test_theta_prior_closed_form_matches_sites():
+def test_theta_prior_closed_form_matches_distribution():
     model = make_model(Categorical(3), 3, UniformWeight())
+    prior = model.theta_prior
     theta = torch.randn(model.layout.size)
-    closed = model.theta_prior.log_prob(theta, model.layout)
-    by_site = super(IsotropicGaussian, model.theta_prior).log_prob(theta, model.layout)
-    torch.testing.assert_close(closed, by_site, rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(prior.log_prob(theta, model.layout), prior.distribution(model.layout).log_prob(theta))
+    auto = super(IsotropicGaussian, prior).grad_log_prob(theta, model.layout)
+    torch.testing.assert_close(prior.grad_log_prob(theta, model.layout), auto)

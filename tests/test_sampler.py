@@ -125,3 +125,14 @@ def test_temperature_scales_the_noise_only():
     noise = torch.randn(100_000, generator=g)
     x = langevin_step_(torch.zeros(100_000), torch.zeros(100_000), 0.04, 0.25, noise)
     assert abs(x.std().item() - math.sqrt(0.04 * 0.25)) < 1e-3
+
+
+def test_gradient_clipping_bounds_the_norm():
+    from pyrodps.inference.integrators import clip_norm_
+
+    g = torch.full((100,), 3.0)
+    clip_norm_(g, 6.0)
+    assert math.isclose(torch.linalg.vector_norm(g).item(), 6.0, rel_tol=1e-5)
+    small = torch.full((4,), 0.1)
+    clip_norm_(small, 6.0)
+    assert torch.equal(small, torch.full((4,), 0.1))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pyro
 import torch
 
 from pyrodps.errors import check_choice
@@ -35,11 +36,16 @@ class GradientEstimate:
 
 
 class AutogradGradient:
-    """Autograd of :meth:`BADSModel.log_joint` (``"functional"``) or of the Pyro trace (``"reference"``)."""
+    """Autograd of :meth:`BADSModel.log_joint` (``"functional"``) or of the Pyro trace (``"reference"``).
 
-    def __init__(self, model: BADSModel, path: str = "functional") -> None:
+    ``validate`` switches Pyro's distribution argument checks (off in the sampler's hot loop: the
+    conditioned values come from the sampler itself; the tests run with them on).
+    """
+
+    def __init__(self, model: BADSModel, path: str = "functional", validate: bool = True) -> None:
         self.model = model
         self.path = check_choice("path", path, ("functional", "reference"))
+        self.validate = validate
 
     def __call__(
         self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch, need_theta: bool = True, need_energy: bool = True
@@ -51,7 +57,8 @@ class AutogradGradient:
                 lj = self.model.log_joint(th, ub, batch)
                 value, nll_t, nll_m = lj.value, lj.nll_train, lj.nll_meta
             else:
-                trace = self.model.reference_trace(th, ub, batch)
+                with pyro.validation_enabled(self.validate):
+                    trace = self.model.reference_trace(th, ub, batch)
                 value = trace.log_prob_sum()
                 nll_t, nll_m = trace.nodes["train_nll"]["value"], trace.nodes["meta_nll"]["value"]
             grads = torch.autograd.grad(value, (th, ub) if need_theta else (ub,))
@@ -110,4 +117,4 @@ class FusedGradient:
 def make_gradient(model: BADSModel, path: str):
     """``"fused"`` (default in the sampler), ``"functional"`` or ``"reference"`` (Pyro trace)."""
     check_choice("path", path, ("fused", "functional", "reference"))
-    return FusedGradient(model) if path == "fused" else AutogradGradient(model, path)
+    return FusedGradient(model) if path == "fused" else AutogradGradient(model, path, validate=False)

@@ -131,14 +131,12 @@ class BADSModel:
 
     # ------------------------------------------------------------------ the specification (Pyro)
     def pyro_model(self, batch: Batch) -> None:
-        """The generative program on one minibatch. Sites: ``theta.<param>``, ``u`` (train plate,
+        """The generative program on one minibatch. Sites: ``theta`` (flat), ``u`` (train plate,
         subsampled at ``batch.idx_train``), ``train_loss`` (factor), ``y_meta`` (observed, meta plate,
         subsampled at ``batch.idx_meta``); ``train_nll`` and ``meta_nll`` record the per-example
         losses (deterministic sites, no density)."""
-        params = {
-            name: pyro.sample(f"theta.{name}", self.theta_prior.site_distribution(name, shape))
-            for name, shape in zip(self.layout.names, self.layout.shapes)
-        }
+        theta = pyro.sample("theta", self.theta_prior.distribution(self.layout))
+        params = self.layout.unflatten(theta)
         with pyro.plate("train", self.num_train, subsample=batch.idx_train):
             u = pyro.sample("u", self.weight_prior.u_distribution())
             out = functional_call(self.net, params, (batch.x_train,))
@@ -154,9 +152,7 @@ class BADSModel:
 
     def reference_trace(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> poutine.Trace:
         """Pyro trace of :meth:`pyro_model` conditioned on ``(θ, u_B)`` (``theta`` flat, ``u_batch = u[idx_train]``)."""
-        cond = {f"theta.{n}": p for n, p in self.layout.unflatten(theta).items()}
-        cond["u"] = u_batch
-        return poutine.trace(poutine.condition(self.pyro_model, data=cond)).get_trace(batch)
+        return poutine.trace(poutine.condition(self.pyro_model, data={"theta": theta, "u": u_batch})).get_trace(batch)
 
     def reference_log_joint(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Minibatch log joint ``log_prob_sum`` of :meth:`reference_trace`."""

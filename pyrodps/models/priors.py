@@ -31,20 +31,19 @@ if TYPE_CHECKING:
 
 # ----------------------------------------------------------------------------- network priors
 class ThetaPrior(ABC):
-    """A prior ``p_0(θ)`` over the parameters of the main network."""
+    """A prior ``p_0(θ)`` over the flat parameter vector θ of the main network.
+
+    ``layout`` names the tensors behind each stretch of θ, so a prior can treat layers differently
+    (e.g. a per-element scale vector built from the layer names).
+    """
 
     @abstractmethod
-    def site_distribution(self, name: str, shape: torch.Size) -> dist.Distribution:
-        """The Pyro distribution of parameter ``name`` (event shape ``shape``)."""
+    def distribution(self, layout: "ParamLayout") -> dist.Distribution:
+        """The Pyro distribution of flat θ (event shape ``(P,)``)."""
 
     def log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
-        """``log p_0(θ)`` of the flat parameter vector ``theta``.
-
-        The default sums the site distributions; subclasses override it with a closed form on the
-        flat vector (one kernel instead of one per tensor).
-        """
-        params = layout.unflatten(theta)
-        return sum(self.site_distribution(n, p.shape).log_prob(p) for n, p in params.items())
+        """``log p_0(θ)``; subclasses may override it with a cheaper closed form."""
+        return self.distribution(layout).log_prob(theta)
 
     def grad_log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
         """``∇_θ log p_0(θ)`` (autograd by default; subclasses give the closed form)."""
@@ -59,8 +58,8 @@ class IsotropicGaussian(ThetaPrior):
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = check_positive("theta_prior_scale", scale)
 
-    def site_distribution(self, name: str, shape: torch.Size) -> dist.Distribution:
-        return dist.Normal(0.0, self.scale).expand(shape).to_event(len(shape))
+    def distribution(self, layout: "ParamLayout") -> dist.Distribution:
+        return dist.Normal(0.0, self.scale).expand([layout.size]).to_event(1)
 
     def log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
         const = theta.numel() * (math.log(self.scale) + 0.5 * math.log(2 * math.pi))
