@@ -41,3 +41,22 @@ def test_closed_form_weight_prior_gradient(prior):
     u = torch.linspace(-8, 8, 201, dtype=torch.float64)
     auto = super(type(prior), prior).grad_log_prob_u(u)
     torch.testing.assert_close(prior.grad_log_prob_u(u), auto)
+
+
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_fused_companion_gradient_matches_pyro_reference(kind):
+    if kind == "categorical":
+        model, data = make_model(Categorical(3), 3, PRIORS[1]), classification_data()
+    else:
+        model, data = make_model(Gaussian(0.5), 1, PRIORS[2]), regression_data()
+    fused, ref, functional = FusedGradient(model), AutogradGradient(model, "reference"), AutogradGradient(model)
+    g = torch.Generator().manual_seed(3)
+    for trial in range(3):
+        theta = model.initial_theta() + 0.5 * torch.randn(model.layout.size, generator=g)
+        it = torch.randperm(20, generator=g)[: 4 + trial]
+        w = torch.rand(it.shape[0], generator=g)
+        batch = Batch.gather(data, it, torch.arange(3))
+        a = fused.companion(theta, w, batch)
+        for other in (ref.companion(theta, w, batch), functional.companion(theta, w, batch)):
+            torch.testing.assert_close(a.grad_theta, other.grad_theta, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(a.nll_train, other.nll_train, rtol=1e-5, atol=1e-6)

@@ -18,6 +18,7 @@ from pyrodps.models import BADSModel, BetaWeight, Categorical, SelectionData, Un
 
 
 def conditional_cdf(prior, loss: np.ndarray, rho: float, temperature: float, w: np.ndarray) -> np.ndarray:
+    """``loss`` is ``l_i(θ)`` (ignore) or ``l_i(θ) - l_i(θ')`` (companion)."""
     """CDF at ``w`` of the conditional density of the tempered u-chain, by quadrature on a fine grid."""
     grid = np.linspace(1e-7, 1 - 1e-7, 20_001)
     log_pw = prior.distribution().log_prob(torch.as_tensor(grid, dtype=torch.float64)).numpy()
@@ -56,3 +57,36 @@ def test_weight_block_reproduces_conditional(prior, temperature):
     # and the test has power: the same weights against the conditional at ρ = 2ρ are rejected
     wrong = stats.kstest(conditional_cdf(prior, loss, 2 * rho, temperature, w), "uniform")
     assert wrong.pvalue < 1e-6
+
+
+def test_companion_weight_block_reproduces_conditional():
+    """With θ and θ' held fixed the companion w step targets ``p(w) exp(-ρ w (l_i(θ) - l_i(θ')))``:
+    points the train-only model θ' explains worse than θ gain weight."""
+    n, rho = 2000, 2.0
+    g = torch.Generator().manual_seed(1)
+    data = SelectionData(torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g),
+                         torch.randn(10, 4, generator=g), torch.randint(0, 3, (10,), generator=g))
+    torch.manual_seed(0)
+    net = nn.Linear(4, 3)
+    model = BADSModel(net, Categorical(3), n, 10, rho_theta=rho, log_z="companion")
+    theta0 = model.initial_theta()
+    theta_c = theta0 + 0.8 * torch.randn(theta0.shape, generator=g)
+    kernel = BADSKernel(model, step_size=1e-3, weight_step_size=0.05, update_theta=False)
+    state = kernel.init(5, companion=theta_c)
+    stream = MinibatchStream(data, n // 2, None, torch.Generator().manual_seed(2))
+    for _ in range(6000):
+        state, _ = kernel.step(state, stream.next(), diagnostics=False)
+    assert torch.equal(state.theta, theta0) and torch.equal(state.companion, theta_c)
+
+    def losses(theta):
+        params = model.layout.unflatten(theta)
+        with torch.no_grad():
+            out = torch.func.functional_call(net, params, (data.x_train,))
+            return torch.nn.functional.cross_entropy(out, data.y_train, reduction="none").double().numpy()
+
+    diff = losses(theta0) - losses(theta_c)
+    assert (diff < 0).mean() > 0.2 and (diff > 0).mean() > 0.2  # both directions occur
+    w = torch.sigmoid(state.u).double().numpy()
+    pit = conditional_cdf(UniformWeight(), diff, rho, 1.0, w)
+    assert stats.kstest(pit, "uniform").pvalue > 1e-3
+    assert stats.kstest(conditional_cdf(UniformWeight(), losses(theta0), rho, 1.0, w), "uniform").pvalue < 1e-6

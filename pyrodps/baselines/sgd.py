@@ -1,4 +1,5 @@
-"""The "mixing" baseline: plain SGD on ``D_t ∪ D_m``, unweighted, with the same network."""
+"""Plain SGD with the BADS network on the training set of a naive baseline (default: ``mixing``,
+``D_t ∪ D_m`` unweighted); see :mod:`pyrodps.baselines.naive`."""
 
 from __future__ import annotations
 
@@ -51,31 +52,50 @@ class SGDFit:
     test_probs: np.ndarray
     test_accuracy: float
     wall_seconds: float
+    accuracy_trace: list[tuple[int, float]]
+    num_train_points: int
 
 
 def fit_sgd(
-    problem: SelectionProblem, config: SGDConfig | None = None, *, seed: int = 0, net: nn.Module | None = None, progress: bool = True
+    problem: SelectionProblem,
+    config: SGDConfig | None = None,
+    *,
+    seed: int = 0,
+    method: str = "mixing",
+    keep_fraction: float = 0.5,
+    net: nn.Module | None = None,
+    progress: bool = True,
+    eval_every: int = 100,
 ) -> SGDFit:
-    """Train ``net`` (default: the BADS default network) on train ∪ meta with SGD."""
+    """Train ``net`` (default: the BADS default network) with SGD on the training set of the naive
+    baseline ``method``; the batch is capped at the size of that set. ``accuracy_trace`` holds the
+    test accuracy every ``eval_every`` steps."""
+    from pyrodps.baselines.naive import naive_training_set
     from pyrodps.selection import default_network
 
     config = config or SGDConfig()
     config.validate()
-    x = torch.as_tensor(np.concatenate([problem.x_train, problem.x_meta]), dtype=torch.float32)
-    y = torch.as_tensor(np.concatenate([problem.y_train, problem.y_meta]), dtype=torch.long)
-    if config.batch_size > x.shape[0]:
-        raise ValidationError("batch_size", f"{config.batch_size} is larger than the training set ({x.shape[0]} points)")
+    check_positive_int("eval_every", eval_every)
+    rng = np.random.default_rng(seed + 7919)
+    xs, ys = naive_training_set(problem, method, rng, keep_fraction)
+    x = torch.as_tensor(xs, dtype=torch.float32)
+    y = torch.as_tensor(ys, dtype=torch.long)
+    x_test = torch.as_tensor(problem.x_test, dtype=torch.float32)
     net = net if net is not None else default_network(problem, config.hidden, seed)
     opt = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    stream = IndexStream(x.shape[0], config.batch_size, make_generator(seed, 10_000))
+    stream = IndexStream(x.shape[0], min(config.batch_size, x.shape[0]), make_generator(seed, 10_000))
+    trace: list[tuple[int, float]] = []
     start = time.perf_counter()
-    for _ in tqdm(range(config.steps), disable=not progress, desc="sgd", unit="step", mininterval=0.5):
+    for t in tqdm(range(config.steps), disable=not progress, desc=method, unit="step", mininterval=0.5):
         idx = stream.next()
         loss = F.cross_entropy(net(x[idx]), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if (t + 1) % eval_every == 0:
+            with torch.no_grad():
+                trace.append((t + 1, accuracy(net(x_test).numpy(), problem.y_test)))
     wall = time.perf_counter() - start
     with torch.no_grad():
-        probs = torch.softmax(net(torch.as_tensor(problem.x_test, dtype=torch.float32)), -1).numpy()
-    return SGDFit(probs, accuracy(probs, problem.y_test), wall)
+        probs = torch.softmax(net(x_test), -1).numpy()
+    return SGDFit(probs, accuracy(probs, problem.y_test), wall, trace, int(x.shape[0]))

@@ -11,6 +11,12 @@ def accuracy(probs_or_logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(probs_or_logits, axis=1) == y))
 
 
+def balanced_accuracy(probs_or_logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean over classes present in ``y`` of the per-class recall."""
+    pred = np.argmax(probs_or_logits, axis=1)
+    return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
+
+
 def selection_auroc(weights: np.ndarray, corrupted: np.ndarray) -> float | None:
     """AUROC of ``-w`` as a score for "corrupted": 1 means every corrupted point has a lower weight
     than every clean one. ``None`` when only one group is present."""

@@ -12,6 +12,11 @@ Each step evaluates the minibatch energy and its gradients once
       log p(u_i | θ) = log p_u(u_i) - ρ_θ sigmoid(u_i) l_i(θ)      (log Z(w) ignored)
       u_i ← u_i + (ε_t / 2) ∂_{u_i} log p(u_i | θ) + sqrt(ε_t T) ξ_i
 
+* **companion block** (``log_z="companion"`` only): θ' takes the same (p)SGLD step on the
+  train-only weighted energy ``-log p_0(θ') + ρ_θ (N/B) Σ_{i∈B} w_i l_i(θ')``, and the w block adds
+  ``ρ_θ l_i(θ') w_i (1 - w_i)`` to its gradient, the one-draw estimate of ``-∂ log Z / ∂u_i``
+  (:mod:`pyrodps.models.normaliser`): the w step then targets the conditional with ``log Z(w)`` kept.
+
   For fixed θ, repeated visits of point i leave ``p(u_i | θ)^(1/T)`` invariant up to the usual
   O(ε) discretisation error (a test checks the density). ``T`` tempers the density of ``(θ, u)``,
   the sampler's coordinates. Only the B entries of the table in the batch are read and written:
@@ -42,6 +47,8 @@ class BADSState:
     step: int
     generator: torch.Generator
     precond_v: torch.Tensor | None = None
+    companion: torch.Tensor | None = None  # θ' of the log Z(w) estimator
+    companion_precond_v: torch.Tensor | None = None
 
 
 class BADSKernel:
@@ -55,7 +62,7 @@ class BADSKernel:
         temperature: ``T``; 1 samples the posterior, ``T < 1`` a tempered (sharper) one.
         preconditioner: ``None`` (SGLD) or :class:`RMSprop` (pSGLD) for the θ block.
         clip_norm: clip ``|∇_θ Û|`` to this norm (biases the sampler; off by default).
-        update_theta: ``False`` holds θ fixed and samples only the weights given θ.
+        update_theta: ``False`` holds θ (and the companion θ') fixed and samples only the weights.
         path: how gradients are computed: ``"fused"`` (fastest), ``"functional"`` (autograd of
             ``torch.func.functional_call``) or ``"reference"`` (autograd of the Pyro trace).
         init_theta: flat initial θ for a chain index, or ``None`` for the network as it was built.
@@ -86,8 +93,11 @@ class BADSKernel:
         self.gradient = make_gradient(model, path)
         self.init_theta = init_theta
 
-    def init(self, seed: int, chain: int = 0, *, u: torch.Tensor | None = None) -> BADSState:
-        """Start a chain: θ from ``init_theta`` (or the network as built), ``u`` from the weight prior."""
+    def init(
+        self, seed: int, chain: int = 0, *, u: torch.Tensor | None = None, companion: torch.Tensor | None = None
+    ) -> BADSState:
+        """Start a chain: θ from ``init_theta`` (or the network as built), ``u`` from the weight prior,
+        the companion θ' (``log_z="companion"``) at θ unless given."""
         gen = make_generator(seed, chain)
         theta = (self.init_theta(chain) if self.init_theta else self.model.initial_theta()).detach().clone()
         if u is None:
@@ -98,7 +108,17 @@ class BADSKernel:
         if theta.device.type != "cpu":
             gen = make_generator(seed, chain, theta.device)
         v = self.preconditioner.init(theta) if self.preconditioner else None
-        return BADSState(theta, u, 0, gen, v)
+        state = BADSState(theta, u, 0, gen, v)
+        if self.model.log_z == "companion":
+            state.companion = (theta if companion is None else companion).detach().clone()
+            state.companion_precond_v = self.preconditioner.init(theta) if self.preconditioner else None
+        return state
+
+    def _theta_step(self, theta: torch.Tensor, grad: torch.Tensor, v: torch.Tensor | None, state: BADSState) -> None:
+        clip_norm_(grad, self.clip_norm)
+        inv_precond = self.preconditioner.update_(v, grad) if self.preconditioner else None
+        noise = torch.randn(grad.shape, generator=state.generator, dtype=grad.dtype, device=grad.device)
+        langevin_step_(theta, grad, self.step_size(state.step), self.temperature, noise, inv_precond)
 
     def step(
         self, state: BADSState, batch: Batch, diagnostics: bool = True
@@ -106,8 +126,8 @@ class BADSKernel:
         """One joint step; updates ``state`` in place and returns it with ``info``.
 
         ``info`` always holds ``idx`` and ``w`` (the batch's new weights); with ``diagnostics`` also
-        ``energy``, ``grad_norm``, ``train_nll`` and ``meta_nll`` (the driver asks for them only at
-        steps it keeps or reports).
+        ``energy``, ``grad_norm``, ``train_nll``, ``meta_nll`` (and ``companion_nll``); the driver asks
+        for them only at steps it keeps or reports.
         """
         idx = batch.idx_train
         u_b = state.u.index_select(0, idx)
@@ -120,19 +140,19 @@ class BADSKernel:
                 info["train_nll"] = est.nll_train.mean()
                 info["meta_nll"] = est.nll_meta.mean()
             if self.update_theta:
-                grad = est.grad_theta
                 if diagnostics:
-                    info["grad_norm"] = torch.linalg.vector_norm(grad)
-                clip_norm_(grad, self.clip_norm)
-                precond = self.preconditioner.update_(state.precond_v, grad) if self.preconditioner else None
-                noise = torch.randn(grad.shape, generator=state.generator, dtype=grad.dtype, device=grad.device)
-                langevin_step_(state.theta, grad, self.step_size(t), temp, noise, precond)
-            # w block: ascent on log p(u_i | θ), i.e. descent on its negative.
+                    info["grad_norm"] = torch.linalg.vector_norm(est.grad_theta)
+                self._theta_step(state.theta, est.grad_theta, state.precond_v, state)
             grad_u = est.grad_u
-            baseline = self.model.log_normaliser.expected_train_loss(idx)
-            if baseline is not None:
+            if state.companion is not None:
                 w_b = torch.sigmoid(u_b)
-                grad_u = grad_u + self.model.rho_theta * baseline * w_b * (1 - w_b)
+                comp = self.gradient.companion(state.companion, w_b, batch)
+                if self.update_theta:
+                    self._theta_step(state.companion, comp.grad_theta, state.companion_precond_v, state)
+                grad_u = grad_u.addcmul_(comp.nll_train, w_b * (1.0 - w_b), value=self.model.rho_theta)
+                if diagnostics:
+                    info["companion_nll"] = comp.nll_train.mean()
+            # w block: ascent on log p(u_i | θ), i.e. descent on its negative.
             noise_u = torch.randn(idx.shape, generator=state.generator, dtype=u_b.dtype, device=u_b.device)
             u_new = langevin_step_(u_b, grad_u.neg_(), self.weight_step_size(t), temp, noise_u)
             state.u.index_copy_(0, idx, u_new)
@@ -142,9 +162,12 @@ class BADSKernel:
         return state, info
 
     def site(self, state: BADSState, info: dict[str, torch.Tensor], name: str) -> torch.Tensor:
-        """Value of a tracked site: ``theta`` (flat), ``w`` (the whole table) or a key of ``info``."""
+        """Value of a tracked site: ``theta`` (flat), ``companion`` (θ'), ``w`` (the whole table) or a
+        key of ``info``."""
         if name == "theta":
             return state.theta.detach().clone()
+        if name == "companion" and state.companion is not None:
+            return state.companion.detach().clone()
         if name == "w":
             return torch.sigmoid(state.u)
         if name in info:

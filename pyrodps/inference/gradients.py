@@ -35,6 +35,14 @@ class GradientEstimate:
     nll_meta: torch.Tensor
 
 
+@dataclass
+class CompanionEstimate:
+    """Gradient of the companion energy ``-log p̂(θ' | w, D_t)`` and the losses ``l_i(θ')`` of the batch."""
+
+    grad_theta: torch.Tensor
+    nll_train: torch.Tensor
+
+
 class AutogradGradient:
     """Autograd of :meth:`BADSModel.log_joint` (``"functional"``) or of the Pyro trace (``"reference"``).
 
@@ -70,6 +78,21 @@ class AutogradGradient:
             nll_train=nll_t,
             nll_meta=nll_m,
         )
+
+
+    def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
+        """Autograd of the companion log density (closed form, or the Pyro trace)."""
+        th = theta.detach().requires_grad_(True)
+        w = w_batch.detach()
+        with torch.enable_grad():
+            if self.path == "functional":
+                value, nll = self.model.companion_log_density(th, w, batch)
+            else:
+                with pyro.validation_enabled(self.validate):
+                    trace = self.model.companion_reference_trace(th, w, batch)
+                value, nll = trace.log_prob_sum(), trace.nodes["train_nll"]["value"]
+            (grad,) = torch.autograd.grad(value, (th,))
+        return CompanionEstimate(-grad, nll)
 
 
 class FusedGradient:
@@ -112,6 +135,17 @@ class FusedGradient:
                 log_prior = m.theta_prior.log_prob(theta, m.layout) + wp.log_prob_u(u_batch).sum() * (m.num_train / n_t)
                 energy = weighted.detach() - log_prior
         return GradientEstimate(energy, grad_theta, grad_u, nll_t, nll_m)
+
+
+    def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
+        """One forward/backward of ``ρ_θ (N/B) Σ w_i l_i(θ')`` on the train batch only."""
+        m = self.model
+        self.flat.bind(theta)
+        with torch.enable_grad():
+            nll = m.likelihood.nll(m.net(batch.x_train), batch.y_train)
+            weighted = torch.dot(nll, w_batch * (m.rho_theta * m.num_train / batch.x_train.shape[0]))
+            grad = self.flat.grad(weighted).sub_(m.theta_prior.grad_log_prob(theta, m.layout))
+        return CompanionEstimate(grad, nll.detach())
 
 
 def make_gradient(model: BADSModel, path: str):

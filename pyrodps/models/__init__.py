@@ -3,7 +3,7 @@
 from pyrodps.models.bads import Batch, BADSModel, LogJoint, SelectionData
 from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Categorical, Gaussian, Likelihood
-from pyrodps.models.normaliser import LogNormaliser, make_log_normaliser
+from pyrodps.models.normaliser import LOG_Z_CHOICES, check_log_z
 from pyrodps.models.priors import (
     BetaWeight,
     IsotropicGaussian,
@@ -23,13 +23,13 @@ __all__ = [
     "IsotropicGaussian",
     "Likelihood",
     "LogJoint",
-    "LogNormaliser",
+    "LOG_Z_CHOICES",
     "ParamLayout",
     "SelectionData",
     "ThetaPrior",
     "TruncatedGaussianWeight",
     "UniformWeight",
     "WeightPrior",
-    "make_log_normaliser",
+    "check_log_z",
     "make_weight_prior",
 ]

@@ -24,7 +24,7 @@ from torch.func import functional_call
 from pyrodps.errors import ValidationError, check_positive
 from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Likelihood
-from pyrodps.models.normaliser import LogNormaliser, make_log_normaliser
+from pyrodps.models.normaliser import check_log_z
 from pyrodps.models.priors import IsotropicGaussian, ThetaPrior, UniformWeight, WeightPrior
 
 
@@ -89,7 +89,8 @@ class BADSModel:
         weight_prior: ``p(w)``; uniform by default.
         rho_theta: impact constant ``ρ_θ`` of the weighted train term.
         rho_meta: ``ρ_m`` of the meta likelihood.
-        log_z: treatment of ``log Z(w)`` (``"ignore"``).
+        log_z: treatment of ``log Z(w)``: ``"ignore"`` or ``"companion"``
+            (:mod:`pyrodps.models.normaliser`).
         joint_forward: run train and meta examples through the network in one call (faster; needs a
             network whose output for one example does not depend on the rest of the batch).
     """
@@ -124,7 +125,7 @@ class BADSModel:
         self.weight_prior = weight_prior if weight_prior is not None else UniformWeight()
         self.rho_theta = check_positive("rho_theta", rho_theta)
         self.rho_meta = check_positive("rho_meta", rho_meta)
-        self.log_normaliser: LogNormaliser = make_log_normaliser(log_z)
+        self.log_z = check_log_z(log_z)
         self.joint_forward = joint_forward
         self.layout = ParamLayout.from_module(net)
         self._theta0 = self.layout.flatten(net).clone()
@@ -149,6 +150,30 @@ class BADSModel:
             with poutine.scale(scale=self.rho_meta):
                 pyro.sample("y_meta", lik_m, obs=batch.y_meta)
             pyro.deterministic("meta_nll", -lik_m.log_prob(batch.y_meta).detach())
+
+    def pyro_companion_model(self, batch: Batch, w_batch: torch.Tensor) -> None:
+        """The companion target ``p(θ' | w, D_t) ∝ p_0(θ') exp(-ρ_θ Σ_i w_i l_i(θ'))`` on one minibatch
+        (train plate only; ``w_batch`` fixed). Sites: ``theta`` (flat), ``train_nll``, ``train_loss``."""
+        theta = pyro.sample("theta", self.theta_prior.distribution(self.layout))
+        params = self.layout.unflatten(theta)
+        with pyro.plate("train", self.num_train, subsample=batch.idx_train):
+            out = functional_call(self.net, params, (batch.x_train,))
+            nll = -self.likelihood.distribution(out).log_prob(batch.y_train)
+            pyro.deterministic("train_nll", nll.detach())
+            pyro.factor("train_loss", -self.rho_theta * w_batch * nll)
+
+    def companion_reference_trace(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> poutine.Trace:
+        """Pyro trace of :meth:`pyro_companion_model` conditioned on ``θ'``."""
+        model = poutine.condition(self.pyro_companion_model, data={"theta": theta})
+        return poutine.trace(model).get_trace(batch, w_batch)
+
+    def companion_log_density(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Closed form of the companion's minibatch log density and its per-example losses."""
+        out = functional_call(self.net, self.layout.unflatten(theta), (batch.x_train,))
+        nll = self.likelihood.nll(out, batch.y_train)
+        scale = self.num_train / batch.x_train.shape[0]
+        value = self.theta_prior.log_prob(theta, self.layout) - (self.rho_theta * scale) * (w_batch * nll).sum()
+        return value, nll.detach()
 
     def reference_trace(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> poutine.Trace:
         """Pyro trace of :meth:`pyro_model` conditioned on ``(θ, u_B)`` (``theta`` flat, ``u_batch = u[idx_train]``)."""

@@ -1,0 +1,45 @@
+"""The training sets of the naive baselines, all trained with plain SGD (:mod:`pyrodps.baselines.sgd`).
+
+* ``mixing``: train ∪ meta, unweighted.
+* ``meta-only``: the meta set alone.
+* ``dup-meta``: train ∪ meta with the meta set repeated ``ceil(N / M)`` times, so clean examples
+  make up about half of the mix.
+* ``random-select``: a uniformly random subset of ``round(keep_fraction · N)`` training points ∪ meta
+  (``pyrodps compare`` sets ``keep_fraction`` to the fraction BADS keeps, the effective sample size
+  ``(Σ w)² / Σ w²`` of its posterior-mean weights over N).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pyrodps.data.dataset import SelectionProblem
+from pyrodps.errors import check_choice, check_fraction
+
+NAIVE_METHODS = ("mixing", "meta-only", "dup-meta", "random-select")
+
+
+def naive_training_set(
+    problem: SelectionProblem, method: str, rng: np.random.Generator, keep_fraction: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and labels a naive baseline trains on."""
+    check_choice("method", method, NAIVE_METHODS)
+    xt, yt, xm, ym = problem.x_train, problem.y_train, problem.x_meta, problem.y_meta
+    if method == "mixing":
+        return np.concatenate([xt, xm]), np.concatenate([yt, ym])
+    if method == "meta-only":
+        return xm, ym
+    if method == "dup-meta":
+        reps = max(1, math.ceil(xt.shape[0] / xm.shape[0]))
+        return np.concatenate([xt, *([xm] * reps)]), np.concatenate([yt, *([ym] * reps)])
+    check_fraction("keep_fraction", keep_fraction, open_low=True, open_high=False)
+    keep = rng.permutation(xt.shape[0])[: max(1, round(keep_fraction * xt.shape[0]))]
+    return np.concatenate([xt[keep], xm]), np.concatenate([yt[keep], ym])
+
+
+def kept_fraction(weights: np.ndarray) -> float:
+    """Effective fraction of points a weighting keeps: ``(Σ w)² / (N Σ w²)``."""
+    w = np.asarray(weights, dtype=np.float64)
+    return float(w.sum() ** 2 / (w.shape[0] * np.square(w).sum()))
