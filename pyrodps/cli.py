@@ -1,4 +1,4 @@
-"""Command line: ``pyrodps run`` and ``pyrodps summarize``."""
+"""Command line: ``pyrodps run``, ``pyrodps compare`` and ``pyrodps summarize``."""
 
 from __future__ import annotations
 
@@ -7,32 +7,60 @@ import json
 import sys
 from pathlib import Path
 
-from pyrodps.errors import PyrodpsError
+from pyrodps.errors import PyrodpsError, ValidationError
+
+# scenario options the command line knows: flag -> (option name, type)
+SCENARIO_FLAGS = {
+    "--noise-rate": ("noise_rate", float),
+    "--noise-kind": ("noise_kind", str),
+    "--feature-noise-kind": ("feature_noise_kind", str),
+    "--imbalance-ratio": ("imbalance_ratio", float),
+    "--positive-ratio": ("positive_ratio", float),
+    "--meta-per-class": ("meta_per_class", int),
+    "--num-samples": ("num_samples", int),
+}
+
+
+def _add_problem_args(p: argparse.ArgumentParser) -> None:
+    from pyrodps.data import SCENARIOS
+
+    p.add_argument("--scenario", help=f"one of: {', '.join(SCENARIOS)}")
+    for flag, (_, typ) in SCENARIO_FLAGS.items():
+        p.add_argument(flag, type=typ, default=None, help="scenario option (see the scenario's docstring)")
 
 
 def _parser() -> argparse.ArgumentParser:
-    from pyrodps.data import SCENARIOS
-    from pyrodps.runner import METHODS
+    from pyrodps.methods import METHODS
 
     p = argparse.ArgumentParser(prog="pyrodps", description="Bayesian data point selection (BADS)")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run one method on one scenario")
-    r.add_argument("--scenario", required=True, help=f"one of: {', '.join(SCENARIOS)}")
+    r = sub.add_parser("run", help="run one method on one scenario or on your own .npz files")
+    _add_problem_args(r)
+    r.add_argument("--train", type=Path, help=".npz with X, y (and optional corrupted)")
+    r.add_argument("--meta", type=Path, help=".npz with X, y: the clean meta set")
+    r.add_argument("--test", type=Path, help=".npz with X, y")
     r.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
     r.add_argument("--out", required=True, type=Path, help="output folder (must be empty unless --force)")
     r.add_argument("--steps", type=int, default=None, help="number of sampler / SGD steps")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--noise-rate", type=float, default=0.4, help="fraction of training labels flipped")
-    r.add_argument("--meta-per-class", type=int, default=5, help="clean meta examples per class")
     r.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    c = sub.add_parser("compare", help="several methods over several seeds on one scenario")
+    _add_problem_args(c)
+    c.add_argument("--methods", required=True, help="comma-separated, e.g. bads,bads-companion,mixing")
+    c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
+    c.add_argument("--out", required=True, type=Path)
+    c.add_argument("--steps", type=int, default=None)
+    c.add_argument("--force", action="store_true")
+    c.add_argument("--no-progress", action="store_true")
     s = sub.add_parser("summarize", help="print the metrics of run folders side by side")
     s.add_argument("dirs", nargs="+", type=Path)
     return p
 
 
-SUMMARY_ROWS = ("method", "scenario", "seed", "steps", "wall_seconds", "test_accuracy", "selection_auroc",
-                "selection_average_precision", "mean_weight_clean", "mean_weight_corrupted")
+SUMMARY_ROWS = ("method", "scenario", "seed", "steps", "wall_seconds", "test_accuracy", "balanced_accuracy",
+                "selection_auroc", "selection_average_precision", "mean_weight_clean", "mean_weight_corrupted",
+                "mean_weight_majority", "mean_weight_minority")
 
 
 def summarize(dirs: list[Path]) -> str:
@@ -43,12 +71,29 @@ def summarize(dirs: list[Path]) -> str:
         if not path.is_file():
             raise PyrodpsError(f"dirs: {path} does not exist")
         runs.append(json.loads(path.read_text()))
+    rows = [k for k in SUMMARY_ROWS if any(k in r for r in runs)]
     fmt = lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))  # noqa: E731
-    width = max(12, *(len(fmt(r.get(k))) for r in runs for k in SUMMARY_ROWS))
-    lines = []
-    for k in SUMMARY_ROWS:
-        lines.append(f"{k:<28}" + "".join(f"{fmt(r.get(k)):>{width + 2}}" for r in runs))
-    return "\n".join(lines)
+    width = max(12, *(len(fmt(r.get(k))) for r in runs for k in rows))
+    return "\n".join(f"{k:<28}" + "".join(f"{fmt(r.get(k)):>{width + 2}}" for r in runs) for k in rows)
+
+
+def _problem_spec(args: argparse.Namespace):
+    from pyrodps.runner import ProblemSpec
+
+    options = {name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _) in SCENARIO_FLAGS.items()}
+    options = {k: v for k, v in options.items() if v is not None}
+    return ProblemSpec(args.scenario, options, getattr(args, "train", None), getattr(args, "meta", None),
+                       getattr(args, "test", None))
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValidationError("seeds", f"must be comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise ValidationError("seeds", f"must be non-negative integers, got {text!r}")
+    return seeds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,10 +102,29 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from pyrodps.runner import RunRequest, run
 
-            req = RunRequest(args.scenario, args.method, args.out, args.steps, args.seed, args.noise_rate,
-                             args.meta_per_class, args.force)
+            req = RunRequest(_problem_spec(args), args.method, args.out, args.steps, args.seed, args.force)
             metrics = run(req, progress=not args.no_progress)
             print(json.dumps({k: metrics[k] for k in SUMMARY_ROWS if k in metrics}, indent=2))
+        elif args.command == "compare":
+            from pyrodps.compare import check_methods, compare, format_summary
+            from pyrodps.errors import check_positive_int
+            from pyrodps.runner import check_output_dir, machine_description
+
+            spec = _problem_spec(args)
+            if spec.scenario is None:
+                raise ValidationError("scenario", "compare needs --scenario")
+            spec.validate()
+            methods = check_methods([m.strip() for m in args.methods.split(",") if m.strip()])
+            seeds = _seeds(args.seeds)
+            if args.steps is not None:
+                check_positive_int("steps", args.steps)
+            check_output_dir(args.out, args.force)
+            header = {"scenario": spec.scenario, "scenario_options": spec.options, "steps": args.steps,
+                      "machine": machine_description()}
+            result = compare(spec.build, methods, seeds, args.out, steps=args.steps, progress=not args.no_progress,
+                             header=header)
+            print(format_summary(result))
+            print(f"wrote {args.out / 'comparison.json'}")
         elif args.command == "summarize":
             print(summarize(args.dirs))
     except PyrodpsError as e:

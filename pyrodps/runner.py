@@ -1,54 +1,82 @@
-"""``pyrodps run``: one method on one scenario, results written atomically to an output folder.
+"""``pyrodps run``: one method on one scenario (or on your own arrays), results written atomically.
 
 Everything the user passed is checked before any work starts; nothing is written when a check fails.
-Files: ``metrics.json`` (scenario, method, seed, steps, wall_seconds, test_accuracy,
-selection_auroc, ...), ``weights.npz`` (``mean``, ``std``, ``corrupted``; per training point) and
-``config.json``.
+Files: ``metrics.json`` (scenario, method, seed, steps, wall_seconds, test_accuracy, balanced_accuracy,
+selection_auroc, ...), ``weights.npz`` for weighting methods (``mean``, ``std``, ``corrupted``; per
+training point) and ``config.json``.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import pyrodps
-from pyrodps.baselines.sgd import SGDConfig, fit_sgd
-from pyrodps.data import SCENARIOS, make_scenario
-from pyrodps.diagnostics.metrics import selection_average_precision
-from pyrodps.errors import OutputExistsError, check_choice, check_fraction, check_positive_int
+from pyrodps.data import SCENARIOS, load_npz_problem, make_scenario, scenario_options
+from pyrodps.data.dataset import SelectionProblem
+from pyrodps.errors import OutputExistsError, ValidationError, check_choice, check_positive_int
 from pyrodps.io import write_json, write_npz
-from pyrodps.selection import BADSConfig, fit_bads
+from pyrodps.methods import METHODS, run_method
 
-METHODS = ("bads", "sgd")
+
+@dataclass
+class ProblemSpec:
+    """Where a problem comes from: a named scenario with options, or three ``.npz`` files."""
+
+    scenario: str | None = None
+    options: dict = field(default_factory=dict)
+    train: Path | None = None
+    meta: Path | None = None
+    test: Path | None = None
+
+    def validate(self) -> None:
+        files = [self.train, self.meta, self.test]
+        if self.scenario is None:
+            if any(f is None for f in files):
+                raise ValidationError("scenario", "give --scenario, or all of --train, --meta and --test")
+            if self.options:
+                raise ValidationError(next(iter(self.options)), "scenario options need --scenario")
+            return
+        if any(f is not None for f in files):
+            raise ValidationError("scenario", "give either --scenario or --train/--meta/--test, not both")
+        check_choice("scenario", self.scenario, tuple(SCENARIOS))
+        known = scenario_options(self.scenario)
+        for k in self.options:
+            if k not in known:
+                raise ValidationError(k, f"scenario {self.scenario!r} takes no option {k!r}; it takes {', '.join(known)}")
+
+    @property
+    def name(self) -> str:
+        return self.scenario or "custom"
+
+    def build(self, seed: int) -> SelectionProblem:
+        if self.scenario is None:
+            return load_npz_problem(self.train, self.meta, self.test)
+        return make_scenario(self.scenario, seed=seed, **self.options)
 
 
 @dataclass
 class RunRequest:
     """A validated ``pyrodps run`` invocation."""
 
-    scenario: str
+    problem: ProblemSpec
     method: str
     out: Path
     steps: int | None = None
     seed: int = 0
-    noise_rate: float = 0.4
-    meta_per_class: int = 5
     force: bool = False
 
     def validate(self) -> None:
-        check_choice("scenario", self.scenario, tuple(SCENARIOS))
+        self.problem.validate()
         check_choice("method", self.method, METHODS)
         if self.steps is not None:
             check_positive_int("steps", self.steps)
         check_positive_int("seed", self.seed, minimum=0)
-        check_fraction("noise_rate", self.noise_rate)
-        check_positive_int("meta_per_class", self.meta_per_class)
         check_output_dir(self.out, self.force)
 
 
@@ -77,52 +105,26 @@ def machine_description() -> dict:
 def run(request: RunRequest, *, progress: bool = True) -> dict:
     """Run the request and write its results; returns the metrics."""
     request.validate()
-    problem = make_scenario(
-        request.scenario, noise_rate=request.noise_rate, meta_per_class=request.meta_per_class, seed=request.seed
-    )
-    start = time.perf_counter()
-    if request.method == "bads":
-        config = BADSConfig() if request.steps is None else BADSConfig(steps=request.steps)
-        config.validate()
-        fit = fit_bads(problem, config, seed=request.seed, progress=progress)
-        test_accuracy, auroc = fit.test_accuracy, fit.selection_auroc
-        mean, std = fit.weight_mean, fit.weight_std
-        ap = selection_average_precision(mean, problem.corrupted) if problem.corrupted is not None else None
-        extra = {
-            "selection_average_precision": ap,
-            "mean_weight_corrupted": float(mean[problem.corrupted].mean()) if problem.corrupted is not None else None,
-            "mean_weight_clean": float(mean[~problem.corrupted].mean()) if problem.corrupted is not None else None,
-            "num_draws": int(fit.samples.draws["energy"].shape[0] * fit.samples.draws["energy"].shape[1]),
-        }
-    else:
-        config = SGDConfig() if request.steps is None else SGDConfig(steps=request.steps)
-        config.validate()
-        fit = fit_sgd(problem, config, seed=request.seed, progress=progress)
-        test_accuracy, auroc = fit.test_accuracy, None
-        mean = std = None
-        extra = {}
-    wall = time.perf_counter() - start
+    problem = request.problem.build(request.seed)  # validates the arrays before any training
+    res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress)
     metrics = {
-        "scenario": request.scenario,
-        "method": request.method,
-        "seed": request.seed,
-        "steps": config.steps,
-        "noise_rate": request.noise_rate,
-        "meta_per_class": request.meta_per_class,
+        "scenario": request.problem.name,
+        "scenario_options": request.problem.options,
+        **res.metrics(problem),
         "num_train": problem.num_train,
         "num_meta": int(problem.x_meta.shape[0]),
         "num_test": int(problem.x_test.shape[0]),
-        "wall_seconds": wall,
-        "test_accuracy": test_accuracy,
-        "selection_auroc": auroc,
-        **extra,
         "machine": machine_description(),
     }
     out = Path(request.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", {"request": {**request.__dict__, "out": str(out)}, "config": config.to_dict()})
-    if mean is not None:
+    spec = {k: (str(v) if isinstance(v, Path) else v) for k, v in request.problem.__dict__.items()}
+    write_json(out / "config.json", {"problem": spec, "method": request.method, "seed": request.seed, "config": res.config})
+    if res.weight_mean is not None:
         corrupted = problem.corrupted if problem.corrupted is not None else np.zeros(problem.num_train, bool)
-        write_npz(out / "weights.npz", mean=mean, std=std, corrupted=corrupted)
+        arrays = {"mean": res.weight_mean, "std": res.weight_std, "corrupted": corrupted}
+        if problem.minority is not None:
+            arrays["minority"] = problem.minority
+        write_npz(out / "weights.npz", **arrays)
     write_json(out / "metrics.json", metrics)
     return metrics

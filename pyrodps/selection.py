@@ -22,7 +22,7 @@ from pyrodps.errors import ValidationError, check_positive, check_positive_int
 from pyrodps.inference import BADSKernel, MinibatchStream, PolynomialDecay, RMSprop, SampleResult, sample
 from pyrodps.inference.minibatch import check_batch_sizes
 from pyrodps.models import BADSModel, Categorical, IsotropicGaussian, SelectionData, make_weight_prior
-from pyrodps.models.networks import mlp
+from pyrodps.models.networks import network_for
 
 
 @dataclass
@@ -97,14 +97,14 @@ def to_selection_data(problem: SelectionProblem, device: "torch.device | str" = 
 
 
 def default_network(problem: SelectionProblem, hidden: tuple[int, ...], seed: int) -> nn.Module:
-    """An MLP on flattened inputs, initialised from ``seed``."""
-    in_features = int(np.prod(problem.x_train.shape[1:]))
+    """The network chosen from the input shape (:func:`~pyrodps.models.networks.network_for`: MLP for
+    vectors, small CNN for sequences and images), initialised from ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = mlp(in_features, problem.num_classes, hidden)
-    if problem.x_train.ndim > 2:
-        net = nn.Sequential(nn.Flatten(), net)
-    return net
+        try:
+            return network_for(tuple(problem.x_train.shape[1:]), problem.num_classes, hidden)
+        except ValueError as e:
+            raise ValidationError("x_train", str(e)) from None
 
 
 def fit_bads(

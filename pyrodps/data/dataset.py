@@ -11,8 +11,9 @@ from pyrodps.errors import ValidationError
 
 @dataclass
 class SelectionProblem:
-    """Train/meta/test arrays. ``corrupted`` (bool per train point) is ground truth kept for
-    evaluation only; the samplers never see it."""
+    """Train/meta/test arrays. ``corrupted`` (bool per train point: label or input changed) and
+    ``minority`` (bool per train point: member of a minority class in an imbalance scenario) are
+    ground truth kept for evaluation only; the samplers never see them."""
 
     name: str
     x_train: np.ndarray
@@ -23,6 +24,7 @@ class SelectionProblem:
     y_test: np.ndarray
     num_classes: int
     corrupted: np.ndarray | None = None
+    minority: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         validate_problem(self)
@@ -30,6 +32,19 @@ class SelectionProblem:
     @property
     def num_train(self) -> int:
         return int(self.x_train.shape[0])
+
+    def groups(self) -> dict[str, np.ndarray]:
+        """Boolean masks over the training points for the ground truth this problem carries:
+        ``corrupted`` and ``clean`` when ``corrupted`` is set, ``minority`` and ``majority`` when
+        ``minority`` is set (none of them otherwise)."""
+        out: dict[str, np.ndarray] = {}
+        if self.corrupted is not None:
+            c = np.asarray(self.corrupted)
+            out["corrupted"], out["clean"] = c, ~c
+        if self.minority is not None:
+            m = np.asarray(self.minority)
+            out["minority"], out["majority"] = m, ~m
+        return out
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray, xname: str, yname: str, num_classes: int, allow_empty: bool = False) -> None:
@@ -65,7 +80,9 @@ def validate_problem(p: SelectionProblem) -> None:
     for name, x in (("x_meta", p.x_meta), ("x_test", p.x_test)):
         if x.shape[1:] != p.x_train.shape[1:]:
             raise ValidationError(name, f"feature shape {x.shape[1:]} differs from x_train's {p.x_train.shape[1:]}")
-    if p.corrupted is not None:
-        c = np.asarray(p.corrupted)
-        if c.shape != (p.num_train,) or c.dtype != bool:
-            raise ValidationError("corrupted", f"must be a boolean array of shape ({p.num_train},)")
+    for name in ("corrupted", "minority"):
+        mask = getattr(p, name)
+        if mask is not None:
+            m = np.asarray(mask)
+            if m.shape != (p.num_train,) or m.dtype != bool:
+                raise ValidationError(name, f"must be a boolean array of shape ({p.num_train},)")

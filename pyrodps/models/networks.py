@@ -28,3 +28,33 @@ def small_cnn(in_channels: int = 1, out_features: int = 10, side: int = 28) -> n
         nn.Flatten(),
         nn.Linear(32 * (side // 4) ** 2, out_features),
     )
+
+
+def small_cnn1d(in_channels: int = 1, out_features: int = 10, length: int = 40, width: int = 32) -> nn.Sequential:
+    """Three 1-D conv layers (``width`` channels, kernel 5, stride 2) then a linear classifier, for
+    sequences shaped ``(channels, length)`` such as MNIST-1D."""
+    out_len = length
+    for _ in range(3):
+        out_len = (out_len + 2 * 2 - 5) // 2 + 1
+    return nn.Sequential(
+        nn.Conv1d(in_channels, width, 5, stride=2, padding=2),
+        nn.ReLU(),
+        nn.Conv1d(width, width, 5, stride=2, padding=2),
+        nn.ReLU(),
+        nn.Conv1d(width, width, 5, stride=2, padding=2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(width * out_len, out_features),
+    )
+
+
+def network_for(input_shape: tuple[int, ...], out_features: int, hidden: tuple[int, ...] = (256, 256)) -> nn.Module:
+    """The default network for inputs of one example's ``input_shape``: an MLP for vectors, a 1-D CNN
+    for ``(channels, length)`` sequences, a 2-D CNN for ``(channels, height, width)`` images (square)."""
+    if len(input_shape) == 1:
+        return mlp(input_shape[0], out_features, hidden)
+    if len(input_shape) == 2:
+        return small_cnn1d(input_shape[0], out_features, input_shape[1])
+    if len(input_shape) == 3 and input_shape[1] == input_shape[2]:
+        return small_cnn(input_shape[0], out_features, input_shape[1])
+    raise ValueError(f"no default network for inputs of shape {input_shape}; pass net=...")

@@ -1,0 +1,98 @@
+"""``pyrodps compare``: several methods over several seeds on one scenario.
+
+Writes ``DIR/comparison.json`` (per method and seed: test accuracy, balanced accuracy, selection
+AUROC and average precision where ground truth exists, mean weight per group, wall time; and the
+mean and sd over seeds per method) and the figures ``DIR/accuracy_vs_steps.png`` and
+``DIR/weights_by_group.png``. BADS methods run first in each seed, so that ``random-select`` keeps
+the fraction of points the first of them keeps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from pyrodps.data.dataset import SelectionProblem
+from pyrodps.diagnostics.plots import plot_accuracy_vs_steps, plot_weight_groups
+from pyrodps.errors import ValidationError, check_choice
+from pyrodps.io import write_json
+from pyrodps.methods import BADS_METHODS, METHODS, run_method
+
+SUMMARY_METRICS = ("test_accuracy", "balanced_accuracy", "selection_auroc", "selection_average_precision", "wall_seconds")
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    if not methods:
+        raise ValidationError("methods", "give at least one method")
+    for m in methods:
+        check_choice("methods", m, METHODS)
+    if len(set(methods)) != len(methods):
+        raise ValidationError("methods", "a method is listed twice")
+    return sorted(methods, key=lambda m: m not in BADS_METHODS)
+
+
+def summarize_runs(runs: list[dict]) -> dict:
+    """Mean and sample sd over seeds of every numeric metric, per method."""
+    summary: dict[str, dict] = {}
+    for method in dict.fromkeys(r["method"] for r in runs):
+        rows = [r for r in runs if r["method"] == method]
+        keys = [k for k in rows[0] if k in SUMMARY_METRICS or k.startswith("mean_weight_") or k == "kept_fraction"]
+        summary[method] = {}
+        for k in keys:
+            vals = [r[k] for r in rows if r.get(k) is not None]
+            if vals:
+                v = np.asarray(vals, dtype=np.float64)
+                summary[method][k] = {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
+    return summary
+
+
+def compare(
+    make_problem: Callable[[int], SelectionProblem],
+    methods: list[str],
+    seeds: list[int],
+    out: Path,
+    *,
+    steps: int | None = None,
+    progress: bool = True,
+    header: dict | None = None,
+) -> dict:
+    """Run every method on the problem of every seed; write the JSON and the figures into ``out``."""
+    methods = check_methods(methods)
+    runs: list[dict] = []
+    traces: dict[str, list] = {m: [] for m in methods}
+    last_weights: dict[str, np.ndarray] = {}
+    groups: dict[str, np.ndarray] = {}
+    for seed in seeds:
+        problem = make_problem(seed)
+        keep = 0.5
+        for method in methods:
+            res = run_method(problem, method, seed=seed, steps=steps, keep_fraction=keep, progress=progress)
+            metrics = res.metrics(problem)
+            metrics["accuracy_trace"] = res.accuracy_trace
+            runs.append(metrics)
+            traces[method].append(res.accuracy_trace)
+            if res.weight_mean is not None:
+                if keep == 0.5 and "kept_fraction" in metrics:
+                    keep = metrics["kept_fraction"]
+                last_weights[method] = res.weight_mean
+        groups = problem.groups()
+    result = {**(header or {}), "methods": methods, "seeds": seeds, "runs": runs, "summary": summarize_runs(runs)}
+    out.mkdir(parents=True, exist_ok=True)
+    name = (header or {}).get("scenario", "")
+    plot_accuracy_vs_steps(traces, out / "accuracy_vs_steps.png", title=f"{name}: test accuracy against steps")
+    if last_weights and groups:
+        plot_weight_groups(last_weights, groups, out / "weights_by_group.png", title=f"{name}, seed {seeds[-1]}")
+    write_json(out / "comparison.json", result)
+    return result
+
+
+def format_summary(result: dict) -> str:
+    """A table: one row per method, mean ± sd over seeds."""
+    cols = ("test_accuracy", "balanced_accuracy", "selection_auroc", "kept_fraction")
+    lines = [f"{'method':<16}" + "".join(f"{c:>22}" for c in cols)]
+    for method, s in result["summary"].items():
+        cells = [f"{s[c]['mean']:.4f} ± {s[c]['sd']:.4f}" if c in s else "-" for c in cols]
+        lines.append(f"{method:<16}" + "".join(f"{c:>22}" for c in cells))
+    return "\n".join(lines)

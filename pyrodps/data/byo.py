@@ -1,0 +1,170 @@
+"""Bring your own data: a :class:`SelectionProblem` from arrays, tensors, torch Datasets or .npz files.
+
+Inputs are converted to float32 numpy arrays and integer labels to int64; everything else is
+checked by :func:`~pyrodps.data.dataset.validate_problem`. ``num_classes`` defaults to the largest
+label over the train, meta and test sets plus one. Every bad input raises
+:class:`~pyrodps.errors.ValidationError` naming the argument.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset
+
+from pyrodps.data.dataset import SelectionProblem
+from pyrodps.errors import ValidationError
+
+ROLES = ("train", "meta", "test")
+TRAIN_MASKS = ("corrupted", "minority")  # optional ground-truth arrays read from the train file
+
+
+def _as_numpy(value: Any, argument: str) -> np.ndarray:
+    """``value`` (numpy array, torch tensor or nested sequence of numbers) as a numpy array."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.dtype == object:
+        raise ValidationError(argument, f"must be a numpy array or torch tensor, got {type(value).__name__}")
+    return arr
+
+
+def _inputs(value: Any, argument: str) -> np.ndarray:
+    x = _as_numpy(value, argument)
+    if x.dtype == bool or not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise ValidationError(argument, f"must hold real numbers, got dtype {x.dtype}")
+    return x.astype(np.float32, copy=False)
+
+
+def _labels(value: Any, argument: str) -> np.ndarray:
+    y = _as_numpy(value, argument)
+    if np.issubdtype(y.dtype, np.integer) and y.dtype != bool:
+        return y.astype(np.int64, copy=False)
+    return y  # left as is: validate_problem names the argument and the bad dtype
+
+
+def _mask(value: Any, argument: str) -> np.ndarray | None:
+    return None if value is None else _as_numpy(value, argument)
+
+
+def _infer_num_classes(*ys: np.ndarray) -> int:
+    """Largest label plus one over integer label arrays (2 when that cannot be read off)."""
+    tops = [int(y.max()) for y in ys if y.size and np.issubdtype(y.dtype, np.integer)]
+    return max(tops) + 1 if tops else 2
+
+
+def problem_from_arrays(
+    x_train: Any, y_train: Any, x_meta: Any, y_meta: Any, x_test: Any, y_test: Any,
+    num_classes: int | None = None, corrupted: Any = None, name: str = "custom", minority: Any = None,
+) -> SelectionProblem:
+    """A :class:`SelectionProblem` from numpy arrays or torch tensors. ``corrupted`` and
+    ``minority`` are optional boolean ground-truth masks over the training points."""
+    if not isinstance(name, str) or not name:
+        raise ValidationError("name", f"must be a non-empty string, got {name!r}")
+    xs = {k: _inputs(v, k) for k, v in (("x_train", x_train), ("x_meta", x_meta), ("x_test", x_test))}
+    ys = {k: _labels(v, k) for k, v in (("y_train", y_train), ("y_meta", y_meta), ("y_test", y_test))}
+    if num_classes is None:
+        num_classes = _infer_num_classes(*ys.values())
+    return SelectionProblem(
+        name=name, **xs, **ys, num_classes=num_classes,
+        corrupted=_mask(corrupted, "corrupted"), minority=_mask(minority, "minority"),
+    )
+
+
+def _read_npz(role: str, path: str | PathLike, optional: Sequence[str]) -> dict[str, np.ndarray]:
+    """Arrays ``X``, ``y`` and those of ``optional`` present in the .npz file at ``path``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(role, f"no such file: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise ValidationError(role, f"cannot read {path} as an .npz archive: {e}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValidationError(role, f"{path} holds a single array, not an .npz archive of named arrays")
+    try:
+        with loaded as f:
+            for key in ("X", "y"):
+                if key not in f.files:
+                    raise ValidationError(role, f"{path} has no array {key!r} (it holds {', '.join(f.files) or 'nothing'})")
+            out = {key: f[key] for key in ("X", "y", *optional) if key in f.files}
+    except ValidationError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise ValidationError(role, f"cannot read {path} as an .npz archive: {e}") from None
+    n = out["X"].shape[0] if out["X"].ndim else 0
+    for key, arr in out.items():
+        if key != "X" and (arr.ndim != 1 or arr.shape[0] != n):
+            raise ValidationError(role, f"array {key!r} in {path} has shape {arr.shape}, expected ({n},) to match 'X'")
+    return out
+
+
+def load_npz_problem(
+    train: str | PathLike, meta: str | PathLike, test: str | PathLike, name: str = "custom",
+    num_classes: int | None = None,
+) -> SelectionProblem:
+    """A :class:`SelectionProblem` from three .npz files, each with arrays ``X`` (inputs, first axis
+    the examples) and ``y`` (integer labels); the train file may also hold boolean ``corrupted``
+    and ``minority`` masks (other arrays, and those masks in the meta and test files, are ignored).
+    A missing file, unreadable file, missing array or length mismatch raises
+    :class:`ValidationError` naming ``"train"``, ``"meta"`` or ``"test"``."""
+    data = {
+        role: _read_npz(role, path, TRAIN_MASKS if role == "train" else ())
+        for role, path in zip(ROLES, (train, meta, test))
+    }
+    tr, me, te = data["train"], data["meta"], data["test"]
+    return problem_from_arrays(
+        tr["X"], tr["y"], me["X"], me["y"], te["X"], te["y"], num_classes=num_classes,
+        corrupted=tr.get("corrupted"), minority=tr.get("minority"), name=name,
+    )
+
+
+def _stack_dataset(dataset: Any, role: str) -> tuple[np.ndarray, np.ndarray]:
+    """Stack the ``(x, y)`` items of a torch Dataset (map-style with ``len``, or iterable)."""
+    if isinstance(dataset, IterableDataset):
+        items = iter(dataset)
+    elif isinstance(dataset, Dataset) or hasattr(dataset, "__getitem__"):
+        try:
+            items = (dataset[i] for i in range(len(dataset)))
+        except TypeError:
+            raise ValidationError(role, "a map-style Dataset must define __len__") from None
+    else:
+        raise ValidationError(role, f"must be a torch Dataset yielding (x, y) pairs, got {type(dataset).__name__}")
+    xs, ys = [], []
+    for k, item in enumerate(items):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise ValidationError(role, f"item {k} is not an (x, y) pair")
+        x, y = _as_numpy(item[0], role), _as_numpy(item[1], role)
+        if xs and x.shape != xs[0].shape:
+            raise ValidationError(role, f"item {k} has input shape {x.shape}, item 0 has {xs[0].shape}")
+        if y.size != 1:
+            raise ValidationError(role, f"item {k} has a label of shape {y.shape}, expected a single class index")
+        xs.append(x)
+        ys.append(y.reshape(()))
+    if not xs:
+        raise ValidationError(role, "the Dataset is empty")
+    return np.stack(xs), np.stack(ys)
+
+
+def problem_from_datasets(
+    train: Any, meta: Any, test: Any, num_classes: int | None = None, name: str = "custom",
+    corrupted: Any = None,
+) -> SelectionProblem:
+    """A :class:`SelectionProblem` from three torch ``Dataset``s yielding ``(x, y)`` pairs (inputs
+    of one shape, integer labels), stacked into arrays. ``corrupted`` is an optional boolean mask
+    over the training items."""
+    (x_tr, y_tr), (x_me, y_me), (x_te, y_te) = (
+        _stack_dataset(ds, role) for role, ds in zip(ROLES, (train, meta, test))
+    )
+    return problem_from_arrays(x_tr, y_tr, x_me, y_me, x_te, y_te, num_classes=num_classes, corrupted=corrupted, name=name)

@@ -1,0 +1,95 @@
+"""Every method behind one call: BADS variants and the naive baselines, with the same metrics.
+
+``run_method(problem, method, seed=...)`` returns a :class:`MethodResult`; ``pyrodps run`` and
+``pyrodps compare`` are thin layers over it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from pyrodps.baselines.naive import NAIVE_METHODS, kept_fraction
+from pyrodps.baselines.sgd import SGDConfig, fit_sgd
+from pyrodps.data.dataset import SelectionProblem
+from pyrodps.diagnostics.metrics import (
+    accuracy,
+    balanced_accuracy,
+    selection_auroc,
+    selection_average_precision,
+)
+from pyrodps.errors import check_choice
+from pyrodps.selection import BADSConfig, fit_bads
+
+BADS_METHODS = {"bads": "ignore", "bads-ignore": "ignore", "bads-companion": "companion"}
+METHODS = (*BADS_METHODS, "sgd", *NAIVE_METHODS)  # "sgd" is "mixing" under its first name
+
+
+@dataclass
+class MethodResult:
+    """What one method produced on one problem and seed."""
+
+    method: str
+    seed: int
+    steps: int
+    wall_seconds: float
+    test_probs: np.ndarray
+    accuracy_trace: list[tuple[int, float]]
+    weight_mean: np.ndarray | None = None
+    weight_std: np.ndarray | None = None
+    config: dict = field(default_factory=dict)
+
+    def metrics(self, problem: SelectionProblem) -> dict:
+        """Test accuracy, balanced accuracy, and for weighting methods the selection metrics and the
+        mean weight of every ground-truth group of the problem."""
+        out = {
+            "method": self.method,
+            "seed": self.seed,
+            "steps": self.steps,
+            "wall_seconds": self.wall_seconds,
+            "test_accuracy": accuracy(self.test_probs, problem.y_test),
+            "balanced_accuracy": balanced_accuracy(self.test_probs, problem.y_test),
+            "selection_auroc": None,
+            "selection_average_precision": None,
+        }
+        if self.weight_mean is not None:
+            if problem.corrupted is not None:
+                out["selection_auroc"] = selection_auroc(self.weight_mean, problem.corrupted)
+                out["selection_average_precision"] = selection_average_precision(self.weight_mean, problem.corrupted)
+            out["kept_fraction"] = kept_fraction(self.weight_mean)
+            for name, mask in problem.groups().items():
+                if mask.any():
+                    out[f"mean_weight_{name}"] = float(self.weight_mean[mask].mean())
+        return out
+
+
+def run_method(
+    problem: SelectionProblem,
+    method: str,
+    *,
+    seed: int = 0,
+    steps: int | None = None,
+    keep_fraction: float = 0.5,
+    progress: bool = True,
+    bads_config: BADSConfig | None = None,
+    sgd_config: SGDConfig | None = None,
+) -> MethodResult:
+    """Run ``method`` (one of :data:`METHODS`) on ``problem``."""
+    check_choice("method", method, METHODS)
+    start = time.perf_counter()
+    if method in BADS_METHODS:
+        config = replace(bads_config or BADSConfig(), log_z=BADS_METHODS[method])
+        config = config if steps is None else replace(config, steps=steps)
+        config.validate()
+        fit = fit_bads(problem, config, seed=seed, progress=progress)
+        return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs,
+                            fit.accuracy_trace, fit.weight_mean, fit.weight_std, config.to_dict())
+    config = sgd_config or SGDConfig()
+    config = config if steps is None else replace(config, steps=steps)
+    config.validate()
+    naive = "mixing" if method == "sgd" else method
+    fit = fit_sgd(problem, config, seed=seed, method=naive, keep_fraction=keep_fraction, progress=progress)
+    return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs, fit.accuracy_trace,
+                        config={**config.to_dict(), "keep_fraction": keep_fraction if naive == "random-select" else None})
