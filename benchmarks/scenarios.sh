@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every scenario, every method, seeds 0,1,2: the comparisons behind the README's results tables.
+#   bash benchmarks/scenarios.sh [SEEDS] ; then python benchmarks/meta_sweep.py ; python benchmarks/readme_table.py
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SEEDS="${1:-0,1,2}"
+PY=${PY:-.venv/bin/python}
+METHODS=bads,bads-companion,mixing,meta-only,dup-meta,random-select
+for data in digits mnist1d; do
+  for kind in label-noise imbalance binary-imbalance feature-noise off-domain; do
+    s="$data-$kind"
+    "$PY" -m pyrodps.cli compare --scenario "$s" --methods "$METHODS" --seeds "$SEEDS" \
+      --out "benchmarks/results/compare/$s" --force --no-progress
+  done
+done
