@@ -16,10 +16,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyrodps import BADSConfig, fit_bads, make_scenario  # noqa: E402
-from pyrodps.baselines import SGDConfig, fit_sgd  # noqa: E402
-from pyrodps.io import write_json  # noqa: E402
-from pyrodps.runner import machine_description  # noqa: E402
+from pyrodps import BADSConfig, fit_bads, make_scenario
+from pyrodps.baselines import SGDConfig, fit_sgd
+from pyrodps.io import write_json
+from pyrodps.runner import machine_description
 
 
 def main() -> None:

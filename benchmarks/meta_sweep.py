@@ -15,15 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from pyrodps.compare import compare  # noqa: E402
-from pyrodps.data import make_scenario  # noqa: E402
-from pyrodps.io import write_json  # noqa: E402
-from pyrodps.runner import machine_description  # noqa: E402
+from pyrodps.compare import compare
+from pyrodps.data import make_scenario
+from pyrodps.io import write_json
+from pyrodps.runner import machine_description
 
 METHODS = "bads,mixing,meta-only,dup-meta,random-select"
 
@@ -43,7 +43,7 @@ def main() -> None:
     per_size = {}
     for k in sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            res = compare(lambda seed: make_scenario(args.scenario, meta_per_class=k, seed=seed), methods, seeds,
+            res = compare(lambda seed, k=k: make_scenario(args.scenario, meta_per_class=k, seed=seed), methods, seeds,
                           Path(tmp), steps=args.steps, progress=False)
         per_size[k] = res["summary"]
         row = "  ".join(f"{m} {s['test_accuracy']['mean']:.4f}±{s['test_accuracy']['sd']:.4f}" for m, s in res["summary"].items())

@@ -19,7 +19,6 @@ statistics. An SGD step: gather the same batch, forward, backward, momentum-SGD.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -30,12 +29,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyrodps.inference import BADSKernel, MinibatchStream, OnlineWeightStats, RMSprop  # noqa: E402
-from pyrodps.selection import BADSConfig  # noqa: E402
-from pyrodps.io import write_json  # noqa: E402
-from pyrodps.models import BADSModel, Categorical, SelectionData  # noqa: E402
-from pyrodps.models.networks import mlp, small_cnn  # noqa: E402
-from pyrodps.runner import machine_description  # noqa: E402
+from pyrodps.inference import BADSKernel, MinibatchStream, OnlineWeightStats, RMSprop
+from pyrodps.io import write_json
+from pyrodps.models import BADSModel, Categorical, SelectionData
+from pyrodps.models.networks import mlp, small_cnn
+from pyrodps.runner import machine_description
+from pyrodps.selection import BADSConfig
 
 
 def make_data(n: int, m: int, shape: tuple[int, ...], classes: int = 10) -> SelectionData:
@@ -135,7 +134,7 @@ def main() -> None:
         torch.manual_seed(0)
         extra = {"sgld": BADSStepper(mlp(64, 10, hidden), digits, 128, 50, psgld=False),
                  "reference": BADSStepper(mlp(64, 10, hidden), digits, 128, 50, path="reference")}
-        t = bench_pair(lambda: mlp(64, 10, hidden), digits, 128, 50, args.steps, extra)
+        t = bench_pair(lambda hidden=hidden: mlp(64, 10, hidden), digits, 128, 50, args.steps, extra)
         p = sum(x.numel() for x in mlp(64, 10, hidden).parameters())
         row(f"{label}", "bads pSGLD", "sgd", t["bads"], t["sgd"], 1.25, p)
         row(f"{label}-sgld", "bads SGLD", "sgd", t["sgld"], t["sgd"], 1.25, p)

@@ -2,9 +2,9 @@
 
 __version__ = "0.1.0"
 
-from pyrodps.data import SelectionProblem, make_scenario  # noqa: E402
-from pyrodps.errors import OutputExistsError, PyrodpsError, ValidationError  # noqa: E402
-from pyrodps.selection import BADSConfig, BADSFit, fit_bads  # noqa: E402
+from pyrodps.data import SelectionProblem, make_scenario
+from pyrodps.errors import OutputExistsError, PyrodpsError, ValidationError
+from pyrodps.selection import BADSConfig, BADSFit, fit_bads
 
 __all__ = [
     "BADSConfig",
@@ -13,7 +13,7 @@ __all__ = [
     "PyrodpsError",
     "SelectionProblem",
     "ValidationError",
+    "__version__",
     "fit_bads",
     "make_scenario",
-    "__version__",
 ]

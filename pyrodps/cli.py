@@ -72,7 +72,7 @@ def summarize(dirs: list[Path]) -> str:
             raise PyrodpsError(f"dirs: {path} does not exist")
         runs.append(json.loads(path.read_text()))
     rows = [k for k in SUMMARY_ROWS if any(k in r for r in runs)]
-    fmt = lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))  # noqa: E731
+    fmt = lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
     width = max(12, *(len(fmt(r.get(k))) for r in runs for k in rows))
     return "\n".join(f"{k:<28}" + "".join(f"{fmt(r.get(k)):>{width + 2}}" for r in runs) for k in rows)
 

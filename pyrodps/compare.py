@@ -9,8 +9,8 @@ the fraction of points the first of them keeps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -66,7 +66,7 @@ def check_fraction(argument: str, value: float, *, open_low: bool = False, open_
     return v
 
 
-def check_choice(argument: str, value: str, choices: "list[str] | tuple[str, ...]") -> str:
+def check_choice(argument: str, value: str, choices: list[str] | tuple[str, ...]) -> str:
     """Return ``value`` if it is one of ``choices``."""
     if value not in choices:
         raise ValidationError(argument, f"unknown value {value!r}; choose one of {', '.join(choices)}")

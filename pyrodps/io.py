@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 
-def atomic_write_bytes(path: "str | Path", data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` atomically."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -35,12 +35,12 @@ def atomic_write_bytes(path: "str | Path", data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write_json(path: "str | Path", obj: object) -> None:
+def write_json(path: str | Path, obj: object) -> None:
     """Atomically write ``obj`` as indented JSON."""
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
-def write_npz(path: "str | Path", **arrays: np.ndarray) -> None:
+def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Atomically write arrays to an ``.npz`` file."""
     buf = io.BytesIO()
     np.savez(buf, **arrays)

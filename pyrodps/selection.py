@@ -19,9 +19,22 @@ from torch import nn
 from pyrodps.data.dataset import SelectionProblem
 from pyrodps.diagnostics.metrics import accuracy, selection_auroc
 from pyrodps.errors import ValidationError, check_positive, check_positive_int
-from pyrodps.inference import BADSKernel, MinibatchStream, PolynomialDecay, RMSprop, SampleResult, sample
+from pyrodps.inference import (
+    BADSKernel,
+    MinibatchStream,
+    PolynomialDecay,
+    RMSprop,
+    SampleResult,
+    sample,
+)
 from pyrodps.inference.minibatch import check_batch_sizes
-from pyrodps.models import BADSModel, Categorical, IsotropicGaussian, SelectionData, make_weight_prior
+from pyrodps.models import (
+    BADSModel,
+    Categorical,
+    IsotropicGaussian,
+    SelectionData,
+    make_weight_prior,
+)
 from pyrodps.models.networks import network_for
 
 
@@ -89,10 +102,10 @@ class BADSFit:
     accuracy_trace: list[tuple[int, float]]
 
 
-def to_selection_data(problem: SelectionProblem, device: "torch.device | str" = "cpu") -> SelectionData:
+def to_selection_data(problem: SelectionProblem, device: torch.device | str = "cpu") -> SelectionData:
     """Tensors of the train and meta sets."""
-    f = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
-    i = lambda a: torch.as_tensor(a, dtype=torch.long, device=device)  # noqa: E731
+    f = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)
+    i = lambda a: torch.as_tensor(a, dtype=torch.long, device=device)
     return SelectionData(f(problem.x_train), i(problem.y_train), f(problem.x_meta), i(problem.y_meta))
 
 

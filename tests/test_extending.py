@@ -54,5 +54,5 @@ def test_custom_prior_and_likelihood_match_reference_and_sample():
     kernel = BADSKernel(model, step_size=1e-3, weight_step_size=0.2)
     res = sample(kernel, lambda gen: MinibatchStream(data, 10, None, gen), num_steps=100, burn_in=20,
                  seed=0, num_points=n, progress=False)
-    mean, std = res.weight_mean_std()
+    mean, _ = res.weight_mean_std()
     assert torch.isfinite(mean).all() and ((mean > 0) & (mean < 1)).all()

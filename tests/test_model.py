@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from pyrodps.models import (
-    Batch,
     BADSModel,
+    Batch,
     BetaWeight,
     Categorical,
     Gaussian,

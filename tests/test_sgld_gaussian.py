@@ -45,7 +45,6 @@ def test_psgld_reaches_gaussian_moments():
     """
     var = torch.tensor([1.0, 0.01], dtype=torch.float64)
     mu = torch.tensor([0.5, 2.0], dtype=torch.float64)
-    a = torch.diag(1 / var)
 
     def en(x, batch=None):
         return 0.5 * ((x - mu).square() / var).sum()

@@ -7,11 +7,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
-def plot_accuracy_vs_steps(traces: dict[str, list[list[tuple[int, float]]]], path: "str | Path", title: str = "") -> None:
+def plot_accuracy_vs_steps(traces: dict[str, list[list[tuple[int, float]]]], path: str | Path, title: str = "") -> None:
     """One line per method: the mean over seeds of the test accuracy at each recorded step.
 
     ``traces[method]`` holds one ``[(step, accuracy), ...]`` list per seed. For BADS a point is the
@@ -38,7 +38,7 @@ def plot_accuracy_vs_steps(traces: dict[str, list[list[tuple[int, float]]]], pat
     plt.close(fig)
 
 
-def plot_weight_groups(weights: dict[str, np.ndarray], groups: dict[str, np.ndarray], path: "str | Path", title: str = "") -> None:
+def plot_weight_groups(weights: dict[str, np.ndarray], groups: dict[str, np.ndarray], path: str | Path, title: str = "") -> None:
     """Histograms of the posterior-mean weights of each ground-truth group, one panel per method."""
     methods = list(weights)
     fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(4.2 * max(1, len(methods)), 3.4), squeeze=False)

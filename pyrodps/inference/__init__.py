@@ -9,6 +9,7 @@ from pyrodps.inference.schedules import Constant, Cyclical, PolynomialDecay, Sch
 from pyrodps.inference.weight_stats import OnlineWeightStats
 
 __all__ = [
+    "SGLD",
     "BADSKernel",
     "BADSState",
     "Constant",
@@ -19,7 +20,6 @@ __all__ = [
     "OnlineWeightStats",
     "PolynomialDecay",
     "RMSprop",
-    "SGLD",
     "SGLDState",
     "SampleResult",
     "Schedule",

@@ -25,8 +25,8 @@ Each step evaluates the minibatch energy and its gradients once
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -35,7 +35,7 @@ from pyrodps.inference.gradients import make_gradient
 from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_step_
 from pyrodps.inference.kernel import make_generator
 from pyrodps.inference.schedules import Schedule, as_schedule
-from pyrodps.models.bads import Batch, BADSModel
+from pyrodps.models.bads import BADSModel, Batch
 
 
 @dataclass
@@ -72,8 +72,8 @@ class BADSKernel:
         self,
         model: BADSModel,
         *,
-        step_size: "float | Schedule",
-        weight_step_size: "float | Schedule" = 0.5,
+        step_size: float | Schedule,
+        weight_step_size: float | Schedule = 0.5,
         temperature: float = 1.0,
         preconditioner: RMSprop | None = None,
         clip_norm: float | None = None,

@@ -7,8 +7,8 @@ costs K times one chain and a CPU run is reproducible bit for bit.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm

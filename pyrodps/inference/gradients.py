@@ -23,7 +23,7 @@ import torch
 
 from pyrodps.errors import check_choice
 from pyrodps.inference.flat_params import FlatParams
-from pyrodps.models.bads import Batch, BADSModel
+from pyrodps.models.bads import BADSModel, Batch
 
 
 @dataclass

@@ -11,8 +11,9 @@ progress bar reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import torch
 
@@ -34,7 +35,7 @@ class Kernel(Protocol, Generic[S, B]):
     def site(self, state: S, info: dict[str, torch.Tensor], name: str) -> torch.Tensor: ...
 
 
-def make_generator(seed: int, chain: int = 0, device: "torch.device | str" = "cpu") -> torch.Generator:
+def make_generator(seed: int, chain: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
     """A generator seeded from ``(seed, chain)``: chains are independent and reproducible."""
     g = torch.Generator(device=device)
     g.manual_seed(int(seed) * 1_000_003 + int(chain))
@@ -60,7 +61,7 @@ class SGLD:
         self,
         energy_fn: Callable[[torch.Tensor, Any], torch.Tensor],
         initial_position: torch.Tensor,
-        step_size: "float | Schedule",
+        step_size: float | Schedule,
         *,
         temperature: float = 1.0,
         preconditioner: RMSprop | None = None,

@@ -16,7 +16,7 @@ class IndexStream:
     """Batches of ``batch_size`` distinct indices from ``range(n)``; the last partial batch of an
     epoch is dropped. With ``batch_size == n`` every batch is ``arange(n)`` and no randomness is used."""
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: "torch.device | str" = "cpu") -> None:
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> None:
         self.n, self.batch_size, self.generator, self.device = n, batch_size, generator, device
         self._perm = torch.arange(n, device=device)
         self._pos = n if batch_size < n else 0

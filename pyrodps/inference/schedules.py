@@ -63,7 +63,7 @@ class Cyclical:
         return 0.5 * self.base * (math.cos(math.pi * phase) + 1.0)
 
 
-def as_schedule(value: "float | Schedule", argument: str = "step_size") -> Schedule:
+def as_schedule(value: float | Schedule, argument: str = "step_size") -> Schedule:
     """A number becomes a :class:`Constant` schedule; a schedule passes through."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         check_positive(argument, value)

@@ -18,7 +18,7 @@ class OnlineWeightStats:
     float64, and an update is three ``index_add_`` calls.
     """
 
-    def __init__(self, num_points: int, device: "torch.device | str" = "cpu") -> None:
+    def __init__(self, num_points: int, device: torch.device | str = "cpu") -> None:
         self.count = torch.zeros(num_points, dtype=torch.float64, device=device)
         self.total = torch.zeros(num_points, dtype=torch.float64, device=device)
         self.total_sq = torch.zeros(num_points, dtype=torch.float64, device=device)
@@ -49,7 +49,7 @@ class OnlineWeightStats:
         return torch.where(count > 1, m2 / (count - 1).clamp(min=1), torch.zeros_like(m2))
 
     @staticmethod
-    def pool(stats: "list[OnlineWeightStats]") -> tuple[torch.Tensor, torch.Tensor]:
+    def pool(stats: list[OnlineWeightStats]) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and variance over the visits of all chains together."""
         count = sum(s.count for s in stats)
         total = sum(s.total for s in stats)

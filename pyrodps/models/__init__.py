@@ -1,6 +1,6 @@
 """The BADS model: priors, likelihoods, weight parameterisations and the Pyro program."""
 
-from pyrodps.models.bads import Batch, BADSModel, LogJoint, SelectionData
+from pyrodps.models.bads import BADSModel, Batch, LogJoint, SelectionData
 from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Categorical, Gaussian, Likelihood
 from pyrodps.models.normaliser import LOG_Z_CHOICES, check_log_z
@@ -15,15 +15,15 @@ from pyrodps.models.priors import (
 )
 
 __all__ = [
-    "Batch",
+    "LOG_Z_CHOICES",
     "BADSModel",
+    "Batch",
     "BetaWeight",
     "Categorical",
     "Gaussian",
     "IsotropicGaussian",
     "Likelihood",
     "LogJoint",
-    "LOG_Z_CHOICES",
     "ParamLayout",
     "SelectionData",
     "ThetaPrior",

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyro
-import pyro.poutine as poutine
 import torch
+from pyro import poutine
 from torch import nn
 from torch.func import functional_call
 
@@ -58,7 +58,7 @@ class Batch:
     y_meta: torch.Tensor
 
     @classmethod
-    def gather(cls, data: SelectionData, idx_train: torch.Tensor, idx_meta: torch.Tensor) -> "Batch":
+    def gather(cls, data: SelectionData, idx_train: torch.Tensor, idx_meta: torch.Tensor) -> Batch:
         return cls(
             idx_train,
             data.x_train.index_select(0, idx_train),

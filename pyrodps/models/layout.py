@@ -21,7 +21,7 @@ class ParamLayout:
     numels: tuple[int, ...]
 
     @classmethod
-    def from_module(cls, net: nn.Module) -> "ParamLayout":
+    def from_module(cls, net: nn.Module) -> ParamLayout:
         named = [(n, p) for n, p in net.named_parameters()]
         return cls(
             names=tuple(n for n, _ in named),
@@ -39,7 +39,7 @@ class ParamLayout:
         parts = torch.split(flat, self.numels)
         return {n: t.view(s) for n, t, s in zip(self.names, parts, self.shapes)}
 
-    def flatten(self, params: "dict[str, torch.Tensor] | nn.Module") -> torch.Tensor:
+    def flatten(self, params: dict[str, torch.Tensor] | nn.Module) -> torch.Tensor:
         """Concatenate parameters (a dict, or a module's own) into one flat vector."""
         if isinstance(params, nn.Module):
             params = dict(params.named_parameters())

@@ -38,14 +38,14 @@ class ThetaPrior(ABC):
     """
 
     @abstractmethod
-    def distribution(self, layout: "ParamLayout") -> dist.Distribution:
+    def distribution(self, layout: ParamLayout) -> dist.Distribution:
         """The Pyro distribution of flat θ (event shape ``(P,)``)."""
 
-    def log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
+    def log_prob(self, theta: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
         """``log p_0(θ)``; subclasses may override it with a cheaper closed form."""
         return self.distribution(layout).log_prob(theta)
 
-    def grad_log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
+    def grad_log_prob(self, theta: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
         """``∇_θ log p_0(θ)`` (autograd by default; subclasses give the closed form)."""
         with torch.enable_grad():
             t = theta.detach().requires_grad_(True)
@@ -58,14 +58,14 @@ class IsotropicGaussian(ThetaPrior):
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = check_positive("theta_prior_scale", scale)
 
-    def distribution(self, layout: "ParamLayout") -> dist.Distribution:
+    def distribution(self, layout: ParamLayout) -> dist.Distribution:
         return dist.Normal(0.0, self.scale).expand([layout.size]).to_event(1)
 
-    def log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
+    def log_prob(self, theta: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
         const = theta.numel() * (math.log(self.scale) + 0.5 * math.log(2 * math.pi))
         return theta.square().sum() * (-0.5 / self.scale**2) - const
 
-    def grad_log_prob(self, theta: torch.Tensor, layout: "ParamLayout") -> torch.Tensor:
+    def grad_log_prob(self, theta: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
         """``-θ / s^2``."""
         return theta * (-1.0 / self.scale**2)
 
@@ -182,7 +182,7 @@ class TruncatedNormalUnit(dist.TorchDistribution):
         self._mass = std.cdf((1 - self.loc) / self.scale) - self._lo
         super().__init__(batch_shape=torch.Size(), validate_args=validate_args)
 
-    def expand(self, batch_shape, _instance=None):  # noqa: D102 - pyro plates broadcast through this
+    def expand(self, batch_shape, _instance=None):
         return dist.ExpandedDistribution(self, batch_shape)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
