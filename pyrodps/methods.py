@@ -23,7 +23,13 @@ from pyrodps.diagnostics.metrics import (
 from pyrodps.errors import check_choice
 from pyrodps.selection import BADSConfig, fit_bads
 
-BADS_METHODS = {"bads": "ignore", "bads-ignore": "ignore", "bads-companion": "companion"}
+# method -> BADSConfig overrides
+BADS_METHODS = {
+    "bads": {"log_z": "ignore"},
+    "bads-ignore": {"log_z": "ignore"},
+    "bads-companion": {"log_z": "companion"},
+    "bads-weightnet": {"log_z": "ignore", "weights": "network"},
+}
 METHODS = (*BADS_METHODS, "sgd", *NAIVE_METHODS)  # "sgd" is "mixing" under its first name
 
 
@@ -80,7 +86,7 @@ def run_method(
     check_choice("method", method, METHODS)
     start = time.perf_counter()
     if method in BADS_METHODS:
-        config = replace(bads_config or BADSConfig(), log_z=BADS_METHODS[method])
+        config = replace(bads_config or BADSConfig(), **BADS_METHODS[method])
         config = config if steps is None else replace(config, steps=steps)
         config.validate()
         fit = fit_bads(problem, config, seed=seed, progress=progress)

@@ -18,7 +18,7 @@ from torch import nn
 
 from pyrodps.data.dataset import SelectionProblem
 from pyrodps.diagnostics.metrics import accuracy, selection_auroc
-from pyrodps.errors import ValidationError, check_positive, check_positive_int
+from pyrodps.errors import ValidationError, check_choice, check_positive, check_positive_int
 from pyrodps.inference import (
     BADSKernel,
     MinibatchStream,
@@ -36,6 +36,7 @@ from pyrodps.models import (
     make_weight_prior,
 )
 from pyrodps.models.networks import network_for
+from pyrodps.models.weight_net import WeightNet
 
 
 @dataclass
@@ -67,6 +68,10 @@ class BADSConfig:
     clip_norm: float | None = None
     hidden: tuple[int, ...] = (256, 256)
     log_z: str = "ignore"
+    weights: str = "table"  # or "network": w_i = sigmoid(g_φ(h_i))
+    weight_net_features: tuple[str, ...] = ("loss", "label")
+    weight_net_hidden: int = 16
+    rho_phi: float = 1.0
 
     def validate(self) -> None:
         check_positive_int("steps", self.steps)
@@ -78,6 +83,8 @@ class BADSConfig:
         check_positive_int("chains", self.chains)
         for name in ("step_size", "weight_step_size", "temperature", "rho_theta", "rho_meta", "prior_scale"):
             check_positive(name, getattr(self, name))
+        check_choice("weights", self.weights, ("table", "network"))
+        check_positive("rho_phi", self.rho_phi)
         if self.step_decay_gamma is not None and not 0.5 < self.step_decay_gamma <= 1.0:
             raise ValidationError("step_decay_gamma", f"must lie in (0.5, 1], got {self.step_decay_gamma}")
 
@@ -138,6 +145,10 @@ def fit_bads(
     data = to_selection_data(problem)
     check_batch_sizes(data, config.batch_size, config.meta_batch_size)
     prior_kwargs = dict(config.weight_prior_kwargs)
+    weight_net = None
+    if config.weights == "network":
+        weight_net = WeightNet(tuple(problem.x_train.shape[1:]), problem.num_classes, features=config.weight_net_features,
+                               hidden=config.weight_net_hidden, rho_phi=config.rho_phi, seed=seed)
     model = BADSModel(
         net if net is not None else default_network(problem, config.hidden, seed),
         Categorical(problem.num_classes),
@@ -148,6 +159,7 @@ def fit_bads(
         rho_theta=config.rho_theta,
         rho_meta=config.rho_meta,
         log_z=config.log_z,
+        weight_net=weight_net,
     )
     step = (
         PolynomialDecay(config.step_size * 100**config.step_decay_gamma, 100.0, config.step_decay_gamma)

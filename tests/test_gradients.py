@@ -60,3 +60,28 @@ def test_fused_companion_gradient_matches_pyro_reference(kind):
         for other in (ref.companion(theta, w, batch), functional.companion(theta, w, batch)):
             torch.testing.assert_close(a.grad_theta, other.grad_theta, rtol=1e-4, atol=1e-4)
             torch.testing.assert_close(a.nll_train, other.nll_train, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("features", [("loss", "label"), ("input",), ("input", "label", "loss")])
+@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
+def test_weight_network_gradients_match_pyro_reference(features, kind):
+    from pyrodps.models import BADSModel
+    from pyrodps.models.weight_net import WeightNet
+
+    base = make_model(Categorical(3), 3, PRIORS[1]) if kind == "categorical" else make_model(Gaussian(0.5), 1, PRIORS[2])
+    data = classification_data() if kind == "categorical" else regression_data()
+    wn = WeightNet((5,), 3 if kind == "categorical" else None, features=features, hidden=6, rho_phi=2.0, seed=1)
+    model = BADSModel(base.net, base.likelihood, 20, 6, weight_prior=base.weight_prior, rho_theta=3.0,
+                      rho_meta=2.0, theta_prior=base.theta_prior, weight_net=wn)
+    fused, ref = FusedGradient(model), AutogradGradient(model, "reference")
+    g = torch.Generator().manual_seed(5)
+    for trial in range(3):
+        theta = model.initial_theta() + 0.5 * torch.randn(model.layout.size, generator=g)
+        phi = wn.initial_phi() + 0.5 * torch.randn(wn.layout.size, generator=g)
+        batch = Batch.gather(data, torch.randperm(20, generator=g)[: 5 + trial], torch.arange(2 + trial))
+        a, b = fused(theta, phi, batch), ref(theta, phi, batch)
+        torch.testing.assert_close(a.energy, b.energy, rtol=1e-5, atol=1e-4)
+        torch.testing.assert_close(a.grad_theta, b.grad_theta, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a.grad_phi, b.grad_phi, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(a.w, b.w, rtol=1e-5, atol=1e-6)
+        assert a.grad_u is None

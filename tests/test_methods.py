@@ -57,3 +57,11 @@ def test_every_method_runs_and_reports(problem, method):
 def test_unknown_method(problem):
     with pytest.raises(ValidationError, match="method"):
         run_method(problem, "l2rw", progress=False)
+
+
+def test_weight_network_finds_mislabelled_points(problem):
+    """The amortised weights (features: loss, label) single out the flipped labels too."""
+    res = run_method(problem, "bads-weightnet", seed=0, steps=1500, progress=False)
+    m = res.metrics(problem)
+    assert m["selection_auroc"] >= 0.95
+    assert m["mean_weight_corrupted"] < m["mean_weight_clean"]

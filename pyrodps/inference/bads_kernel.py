@@ -12,6 +12,8 @@ Each step evaluates the minibatch energy and its gradients once
       log p(u_i | θ) = log p_u(u_i) - ρ_θ sigmoid(u_i) l_i(θ)      (log Z(w) ignored)
       u_i ← u_i + (ε_t / 2) ∂_{u_i} log p(u_i | θ) + sqrt(ε_t T) ξ_i
 
+* **weight-network block** (a :class:`~pyrodps.models.weight_net.WeightNet` instead of the table):
+  φ takes the same (p)SGLD step as θ on the N/B-scaled energy (φ is shared by all points).
 * **companion block** (``log_z="companion"`` only): θ' takes the same (p)SGLD step on the
   train-only weighted energy ``-log p_0(θ') + ρ_θ (N/B) Σ_{i∈B} w_i l_i(θ')``, and the w block adds
   ``ρ_θ l_i(θ') w_i (1 - w_i)`` to its gradient, the one-draw estimate of ``-∂ log Z / ∂u_i``
@@ -40,15 +42,18 @@ from pyrodps.models.bads import BADSModel, Batch
 
 @dataclass
 class BADSState:
-    """Sampler state of one chain. ``theta`` is flat; ``u`` is the length-N weight table."""
+    """Sampler state of one chain. ``theta`` is flat; ``u`` is the length-N weight table, or ``phi``
+    the flat parameters of a weight network."""
 
     theta: torch.Tensor
-    u: torch.Tensor
+    u: torch.Tensor | None
     step: int
     generator: torch.Generator
     precond_v: torch.Tensor | None = None
     companion: torch.Tensor | None = None  # θ' of the log Z(w) estimator
     companion_precond_v: torch.Tensor | None = None
+    phi: torch.Tensor | None = None
+    phi_precond_v: torch.Tensor | None = None
 
 
 class BADSKernel:
@@ -100,15 +105,20 @@ class BADSKernel:
         the companion θ' (``log_z="companion"``) at θ unless given."""
         gen = make_generator(seed, chain)
         theta = (self.init_theta(chain) if self.init_theta else self.model.initial_theta()).detach().clone()
-        if u is None:
-            u = self.model.weight_prior.sample_u((self.model.num_train,), gen)
-        u = u.detach().clone().to(device=theta.device, dtype=theta.dtype)
-        if u.shape != (self.model.num_train,):
-            raise ValidationError("u", f"must have shape ({self.model.num_train},), got {tuple(u.shape)}")
+        wn = self.model.weight_net
+        if wn is None:
+            if u is None:
+                u = self.model.weight_prior.sample_u((self.model.num_train,), gen)
+            u = u.detach().clone().to(device=theta.device, dtype=theta.dtype)
+            if u.shape != (self.model.num_train,):
+                raise ValidationError("u", f"must have shape ({self.model.num_train},), got {tuple(u.shape)}")
         if theta.device.type != "cpu":
             gen = make_generator(seed, chain, theta.device)
         v = self.preconditioner.init(theta) if self.preconditioner else None
         state = BADSState(theta, u, 0, gen, v)
+        if wn is not None:
+            state.phi = wn.initial_phi().to(theta.device)
+            state.phi_precond_v = self.preconditioner.init(state.phi) if self.preconditioner else None
         if self.model.log_z == "companion":
             state.companion = (theta if companion is None else companion).detach().clone()
             state.companion_precond_v = self.preconditioner.init(theta) if self.preconditioner else None
@@ -130,8 +140,8 @@ class BADSKernel:
         for them only at steps it keeps or reports.
         """
         idx = batch.idx_train
-        u_b = state.u.index_select(0, idx)
-        est = self.gradient(state.theta, u_b, batch, self.update_theta, diagnostics)
+        u_b = state.u.index_select(0, idx) if state.phi is None else None
+        est = self.gradient(state.theta, state.phi if u_b is None else u_b, batch, self.update_theta, diagnostics)
         t, temp = state.step, self.temperature
         with torch.no_grad():
             info: dict[str, torch.Tensor] = {}
@@ -143,9 +153,15 @@ class BADSKernel:
                 if diagnostics:
                     info["grad_norm"] = torch.linalg.vector_norm(est.grad_theta)
                 self._theta_step(state.theta, est.grad_theta, state.precond_v, state)
+            info["idx"] = idx
+            if state.phi is not None:
+                self._theta_step(state.phi, est.grad_phi, state.phi_precond_v, state)
+                info["w"] = est.w
+                state.step = t + 1
+                return state, info
             grad_u = est.grad_u
             if state.companion is not None:
-                w_b = torch.sigmoid(u_b)
+                w_b = est.w
                 comp = self.gradient.companion(state.companion, w_b, batch)
                 if self.update_theta:
                     self._theta_step(state.companion, comp.grad_theta, state.companion_precond_v, state)
@@ -156,7 +172,6 @@ class BADSKernel:
             noise_u = torch.randn(idx.shape, generator=state.generator, dtype=u_b.dtype, device=u_b.device)
             u_new = langevin_step_(u_b, grad_u.neg_(), self.weight_step_size(t), temp, noise_u)
             state.u.index_copy_(0, idx, u_new)
-            info["idx"] = idx
             info["w"] = torch.sigmoid(u_new)
         state.step = t + 1
         return state, info
@@ -168,8 +183,10 @@ class BADSKernel:
             return state.theta.detach().clone()
         if name == "companion" and state.companion is not None:
             return state.companion.detach().clone()
-        if name == "w":
+        if name == "w" and state.u is not None:
             return torch.sigmoid(state.u)
+        if name == "phi" and state.phi is not None:
+            return state.phi.detach().clone()
         if name in info:
             return info[name]
         raise ValidationError("track", f"unknown site {name!r}; known: theta, w, {', '.join(info)}")

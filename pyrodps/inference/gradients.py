@@ -6,7 +6,11 @@ Every estimator returns the same :class:`GradientEstimate`:
   estimator skips it when asked with ``need_energy=False``);
 * ``grad_theta``: ``∇_θ Û`` (flat);
 * ``grad_u``: ``∂ log p(u_i | θ) / ∂u_i`` for ``i ∈ B``, the gradient of the *conditional* of each
-  weight given θ (no N/B factor): ``d log p_u(u_i)/du_i - ρ_θ l_i(θ) w_i (1 - w_i)``.
+  weight given θ (no N/B factor): ``d log p_u(u_i)/du_i - ρ_θ l_i(θ) w_i (1 - w_i)`` (table weights);
+* ``grad_phi``: ``∇_φ Û`` (N/B-scaled, flat; weight network);
+* ``w``: the batch's current weights.
+
+``weights`` is ``u_B`` for table weights and flat φ for a weight network.
 
 :class:`AutogradGradient` differentiates a whole log joint, the functional fast path or the Pyro
 trace (the specification). :class:`FusedGradient` is what the sampler runs: one forward/backward
@@ -30,9 +34,11 @@ from pyrodps.models.bads import BADSModel, Batch
 class GradientEstimate:
     energy: torch.Tensor | None
     grad_theta: torch.Tensor | None
-    grad_u: torch.Tensor
+    grad_u: torch.Tensor | None
     nll_train: torch.Tensor
     nll_meta: torch.Tensor
+    w: torch.Tensor
+    grad_phi: torch.Tensor | None = None
 
 
 @dataclass
@@ -56,10 +62,11 @@ class AutogradGradient:
         self.validate = validate
 
     def __call__(
-        self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch, need_theta: bool = True, need_energy: bool = True
+        self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch, need_theta: bool = True, need_energy: bool = True
     ) -> GradientEstimate:
         th = theta.detach().requires_grad_(need_theta)
-        ub = u_batch.detach().requires_grad_(True)
+        ub = weights.detach().requires_grad_(True)
+        wn = self.model.weight_net
         with torch.enable_grad():
             if self.path == "functional":
                 lj = self.model.log_joint(th, ub, batch)
@@ -71,12 +78,16 @@ class AutogradGradient:
                 nll_t, nll_m = trace.nodes["train_nll"]["value"], trace.nodes["meta_nll"]["value"]
             grads = torch.autograd.grad(value, (th, ub) if need_theta else (ub,))
         scale_t = batch.idx_train.shape[0] / self.model.num_train
+        with torch.no_grad():
+            u = ub if wn is None else wn.u(ub, wn.features(batch.x_train, batch.y_train, nll_t))
         return GradientEstimate(
             energy=-value.detach(),
             grad_theta=-grads[0] if need_theta else None,
-            grad_u=grads[-1] * scale_t,
+            grad_u=grads[-1] * scale_t if wn is None else None,
             nll_train=nll_t,
             nll_meta=nll_m,
+            w=torch.sigmoid(u.detach()),
+            grad_phi=-grads[-1] if wn is not None else None,
         )
 
 
@@ -105,8 +116,11 @@ class FusedGradient:
         self.flat = FlatParams(model.net)
 
     def __call__(
-        self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch, need_theta: bool = True, need_energy: bool = True
+        self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch, need_theta: bool = True, need_energy: bool = True
     ) -> GradientEstimate:
+        if self.model.weight_net is not None:
+            return self._amortised(theta, weights, batch, need_theta, need_energy)
+        u_batch = weights
         m = self.model
         self.flat.bind(theta)
         n_t, n_m = batch.x_train.shape[0], batch.x_meta.shape[0]
@@ -134,7 +148,36 @@ class FusedGradient:
             if need_energy:
                 log_prior = m.theta_prior.log_prob(theta, m.layout) + wp.log_prob_u(u_batch).sum() * (m.num_train / n_t)
                 energy = weighted.detach() - log_prior
-        return GradientEstimate(energy, grad_theta, grad_u, nll_t, nll_m)
+        return GradientEstimate(energy, grad_theta, grad_u, nll_t, nll_m, w)
+
+    def _amortised(self, theta: torch.Tensor, phi: torch.Tensor, batch: Batch, need_theta: bool, need_energy: bool) -> GradientEstimate:
+        """Weight network: one backward gives ∇_θ and ∇_φ of ``ρ_θ (N/B) Σ w_i(φ) l_i(θ) - (N/B) Σ log p_u(u_i(φ))``."""
+        m, wn = self.model, self.model.weight_net
+        self.flat.bind(theta)
+        n_t, n_m = batch.x_train.shape[0], batch.x_meta.shape[0]
+        scale_t, coef_m = m.num_train / n_t, m.rho_meta * m.num_meta / n_m
+        with torch.enable_grad():
+            ph = phi.detach().requires_grad_(True)
+            out = m.net(torch.cat((batch.x_train, batch.x_meta)))
+            nll = m.likelihood.nll(out, torch.cat((batch.y_train, batch.y_meta)))
+            nll_t = nll[:n_t]
+            u = wn.u(ph, wn.features(batch.x_train, batch.y_train, nll_t))
+            w = torch.sigmoid(u)
+            coef = torch.cat((w * (m.rho_theta * scale_t), w.new_full((n_m,), coef_m)))
+            weighted = torch.dot(nll, coef)
+            neg_log_lik = weighted - m.weight_prior.log_prob_u(u).sum() * scale_t
+            params = [*self.flat.params, ph] if need_theta else [ph]
+            grads = torch.autograd.grad(neg_log_lik, params)
+        with torch.no_grad():
+            grad_phi = grads[-1].sub_(wn.grad_log_prior(phi))
+            grad_theta = None
+            if need_theta:
+                grad_theta = torch.cat([g.reshape(-1) for g in grads[:-1]]).sub_(m.theta_prior.grad_log_prob(theta, m.layout))
+            energy = None
+            if need_energy:
+                energy = neg_log_lik.detach() - m.theta_prior.log_prob(theta, m.layout) - wn.log_prior(phi)
+            nll = nll.detach()
+        return GradientEstimate(energy, grad_theta, None, nll[:n_t], nll[n_t:], w.detach(), grad_phi)
 
 
     def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:

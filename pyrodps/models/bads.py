@@ -26,6 +26,7 @@ from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Likelihood
 from pyrodps.models.normaliser import check_log_z
 from pyrodps.models.priors import IsotropicGaussian, ThetaPrior, UniformWeight, WeightPrior
+from pyrodps.models.weight_net import WeightNet
 
 
 @dataclass
@@ -93,6 +94,8 @@ class BADSModel:
             (:mod:`pyrodps.models.normaliser`).
         joint_forward: run train and meta examples through the network in one call (faster; needs a
             network whose output for one example does not depend on the rest of the batch).
+        weight_net: amortise the weights with a :class:`~pyrodps.models.weight_net.WeightNet`
+            (``u_i = g_φ(h_i)``, prior on φ) instead of a table of ``u_i``.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class BADSModel:
         rho_meta: float = 1.0,
         log_z: str = "ignore",
         joint_forward: bool = True,
+        weight_net: WeightNet | None = None,
     ) -> None:
         if not isinstance(net, nn.Module):
             raise ValidationError("net", f"must be a torch.nn.Module, got {type(net).__name__}")
@@ -126,6 +130,9 @@ class BADSModel:
         self.rho_theta = check_positive("rho_theta", rho_theta)
         self.rho_meta = check_positive("rho_meta", rho_meta)
         self.log_z = check_log_z(log_z)
+        if weight_net is not None and self.log_z == "companion":
+            raise ValidationError("log_z", "the companion estimator is implemented for table weights only")
+        self.weight_net = weight_net
         self.joint_forward = joint_forward
         self.layout = ParamLayout.from_module(net)
         self._theta0 = self.layout.flatten(net).clone()
@@ -135,14 +142,21 @@ class BADSModel:
         """The generative program on one minibatch. Sites: ``theta`` (flat), ``u`` (train plate,
         subsampled at ``batch.idx_train``), ``train_loss`` (factor), ``y_meta`` (observed, meta plate,
         subsampled at ``batch.idx_meta``); ``train_nll`` and ``meta_nll`` record the per-example
-        losses (deterministic sites, no density)."""
+        losses (deterministic sites, no density). With a weight network, ``phi`` replaces ``u`` and a
+        factor ``weight_prior`` carries ``log p_u(g_φ(h_i))``."""
         theta = pyro.sample("theta", self.theta_prior.distribution(self.layout))
         params = self.layout.unflatten(theta)
+        wn = self.weight_net
+        phi = pyro.sample("phi", wn.prior()) if wn is not None else None
         with pyro.plate("train", self.num_train, subsample=batch.idx_train):
-            u = pyro.sample("u", self.weight_prior.u_distribution())
             out = functional_call(self.net, params, (batch.x_train,))
             nll = -self.likelihood.distribution(out).log_prob(batch.y_train)
             pyro.deterministic("train_nll", nll.detach())
+            if wn is None:
+                u = pyro.sample("u", self.weight_prior.u_distribution())
+            else:  # amortised: u_i = g_φ(h_i), the weight prior kept as a factor on the amortised u_i
+                u = wn.u(phi, wn.features(batch.x_train, batch.y_train, nll))
+                pyro.factor("weight_prior", self.weight_prior.log_prob_u(u))
             pyro.factor("train_loss", -self.rho_theta * torch.sigmoid(u) * nll)
         with pyro.plate("meta", self.num_meta, subsample=batch.idx_meta):
             out_m = functional_call(self.net, params, (batch.x_meta,))
@@ -175,17 +189,19 @@ class BADSModel:
         value = self.theta_prior.log_prob(theta, self.layout) - (self.rho_theta * scale) * (w_batch * nll).sum()
         return value, nll.detach()
 
-    def reference_trace(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> poutine.Trace:
-        """Pyro trace of :meth:`pyro_model` conditioned on ``(θ, u_B)`` (``theta`` flat, ``u_batch = u[idx_train]``)."""
-        return poutine.trace(poutine.condition(self.pyro_model, data={"theta": theta, "u": u_batch})).get_trace(batch)
+    def reference_trace(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> poutine.Trace:
+        """Pyro trace of :meth:`pyro_model` conditioned on ``θ`` (flat) and ``weights``: ``u_B = u[idx_train]``
+        for table weights, flat φ for a weight network."""
+        data = {"theta": theta, ("u" if self.weight_net is None else "phi"): weights}
+        return poutine.trace(poutine.condition(self.pyro_model, data=data)).get_trace(batch)
 
-    def reference_log_joint(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> torch.Tensor:
+    def reference_log_joint(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> torch.Tensor:
         """Minibatch log joint ``log_prob_sum`` of :meth:`reference_trace`."""
-        return self.reference_trace(theta, u_batch, batch).log_prob_sum()
+        return self.reference_trace(theta, weights, batch).log_prob_sum()
 
     # ------------------------------------------------------------------ the fast path
-    def log_joint(self, theta: torch.Tensor, u_batch: torch.Tensor, batch: Batch) -> LogJoint:
-        """The same minibatch log joint as :meth:`reference_log_joint`, in closed form."""
+    def log_joint(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> LogJoint:
+        """The same minibatch log joint as :meth:`reference_log_joint`, in closed form (``weights`` as there)."""
         params = self.layout.unflatten(theta)
         n_t = batch.x_train.shape[0]
         if self.joint_forward:
@@ -198,12 +214,14 @@ class BADSModel:
         nll_m = self.likelihood.nll(out_m, batch.y_meta)
         scale_t = self.num_train / n_t
         scale_m = self.num_meta / batch.x_meta.shape[0]
+        value = self.theta_prior.log_prob(theta, self.layout) - (self.rho_meta * scale_m) * nll_m.sum()
+        if self.weight_net is None:
+            u_batch = weights
+        else:
+            u_batch = self.weight_net.u(weights, self.weight_net.features(batch.x_train, batch.y_train, nll_t))
+            value = value + self.weight_net.log_prior(weights)
         train_term = (self.weight_prior.log_prob_u(u_batch) - self.rho_theta * torch.sigmoid(u_batch) * nll_t).sum()
-        value = (
-            self.theta_prior.log_prob(theta, self.layout)
-            + scale_t * train_term
-            - (self.rho_meta * scale_m) * nll_m.sum()
-        )
+        value = value + scale_t * train_term
         return LogJoint(value, nll_t.detach(), nll_m.detach())
 
     def initial_theta(self) -> torch.Tensor:

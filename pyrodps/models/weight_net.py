@@ -1,0 +1,94 @@
+"""Amortised weights: ``w_i = sigmoid(g_φ(h_i))`` with a small network ``g_φ`` and a prior on φ.
+
+``h_i`` concatenates the features named in ``features``: ``"input"`` (the flattened input x_i),
+``"label"`` (one-hot y_i for classification, y_i itself for regression) and ``"loss"`` (the current
+per-example loss ``l_i(θ)``, held constant when differentiating). ``g_φ`` is ``Linear(F, H) - tanh -
+Linear(H, 1)``; the prior is ``φ ~ N(0, I / ρ_φ)``. In the BADS model the amortised
+``u_i = g_φ(h_i)`` replaces the table entry, and the weight prior ``log p_u(u_i)`` stays in the
+density as a regulariser of the amortised weights ([choice], documented in the model). φ is shared by
+all points, so its gradient carries the N/B scale like θ.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pyro.distributions as dist
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from pyrodps.errors import ValidationError, check_positive, check_positive_int
+from pyrodps.models.layout import ParamLayout
+
+WEIGHT_NET_FEATURES = ("input", "label", "loss")
+
+
+class WeightNet:
+    """The weight network ``g_φ`` and its prior.
+
+    Args:
+        input_shape: shape of one input x_i.
+        num_classes: number of classes, or ``None`` for regression targets.
+        features: which of ``"input"``, ``"label"``, ``"loss"`` make up ``h_i``.
+        hidden: width ``H`` of the hidden layer.
+        rho_phi: prior precision ``ρ_φ`` of φ.
+        seed: initialisation of φ.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        num_classes: int | None,
+        *,
+        features: tuple[str, ...] = ("loss", "label"),
+        hidden: int = 16,
+        rho_phi: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        if not features:
+            raise ValidationError("weight_net_features", "name at least one feature")
+        for f in features:
+            if f not in WEIGHT_NET_FEATURES:
+                raise ValidationError("weight_net_features", f"unknown feature {f!r}; choose from {', '.join(WEIGHT_NET_FEATURES)}")
+        self.features_used = tuple(features)
+        self.num_classes = num_classes
+        self.hidden = check_positive_int("weight_net_hidden", hidden)
+        self.rho_phi = check_positive("rho_phi", rho_phi)
+        dims = {"input": math.prod(input_shape), "label": num_classes or 1, "loss": 1}
+        self.feature_dim = sum(dims[f] for f in self.features_used)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = nn.Sequential(nn.Linear(self.feature_dim, self.hidden), nn.Tanh(), nn.Linear(self.hidden, 1))
+        self.layout = ParamLayout.from_module(self.net)
+        self._phi0 = self.layout.flatten(self.net).clone()
+
+    def initial_phi(self) -> torch.Tensor:
+        return self._phi0.clone()
+
+    def features(self, x: torch.Tensor, y: torch.Tensor, nll: torch.Tensor) -> torch.Tensor:
+        """``h_i`` for a batch (``nll`` is treated as a constant)."""
+        parts = []
+        for f in self.features_used:
+            if f == "input":
+                parts.append(x.reshape(x.shape[0], -1))
+            elif f == "label":
+                parts.append(F.one_hot(y, self.num_classes).to(x.dtype) if self.num_classes else y.reshape(-1, 1).to(x.dtype))
+            else:
+                parts.append(nll.detach().reshape(-1, 1).to(x.dtype))
+        return torch.cat(parts, dim=1)
+
+    def u(self, phi: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``u_i = g_φ(h_i)`` (the weights are ``sigmoid(u)``)."""
+        return functional_call(self.net, self.layout.unflatten(phi), (h,)).squeeze(-1)
+
+    def prior(self) -> dist.Distribution:
+        """``N(0, I / ρ_φ)`` over flat φ."""
+        return dist.Normal(0.0, self.rho_phi**-0.5).expand([self.layout.size]).to_event(1)
+
+    def log_prior(self, phi: torch.Tensor) -> torch.Tensor:
+        return -0.5 * self.rho_phi * phi.square().sum() + 0.5 * phi.numel() * math.log(self.rho_phi / (2 * math.pi))
+
+    def grad_log_prior(self, phi: torch.Tensor) -> torch.Tensor:
+        return phi * (-self.rho_phi)
