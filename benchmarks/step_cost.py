@@ -50,8 +50,9 @@ class BADSStepper:
 
     def __init__(self, net, data: SelectionData, batch: int, meta_batch: int, path: str = "fused", psgld: bool = True) -> None:
         cfg = BADSConfig()
-        model = BADSModel(net, Categorical(10), data.num_train, data.num_meta, rho_theta=cfg.rho_theta)
-        self.kernel = BADSKernel(model, step_size=cfg.step_size, weight_step_size=cfg.weight_step_size,
+        tuned = TUNED_DEFAULTS["image" if data.x_train.ndim > 2 else "vector"]
+        model = BADSModel(net, Categorical(10), data.num_train, data.num_meta, rho_theta=tuned["rho_theta"])
+        self.kernel = BADSKernel(model, step_size=tuned["step_size"], weight_step_size=cfg.weight_step_size,
                                  temperature=cfg.temperature, preconditioner=RMSprop() if psgld else None, path=path)
         self.state = self.kernel.init(0)
         self.stream = MinibatchStream(data, batch, meta_batch, torch.Generator().manual_seed(1))

@@ -91,10 +91,11 @@ def run_method(
         config.validate()
         fit = fit_bads(problem, config, seed=seed, progress=progress)
         return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs,
-                            fit.accuracy_trace, fit.weight_mean, fit.weight_std, config.to_dict())
+                            fit.accuracy_trace, fit.weight_mean, fit.weight_std, fit.config.to_dict())
     config = sgd_config or SGDConfig()
     config = config if steps is None else replace(config, steps=steps)
     config.validate()
+    config = config.resolved(problem)
     naive = "mixing" if method == "sgd" else method
     fit = fit_sgd(problem, config, seed=seed, method=naive, keep_fraction=keep_fraction, progress=progress)
     return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs, fit.accuracy_trace,
