@@ -34,7 +34,7 @@ from pyrodps.io import write_json
 from pyrodps.models import BADSModel, Categorical, SelectionData
 from pyrodps.models.networks import mlp, small_cnn
 from pyrodps.runner import machine_description
-from pyrodps.selection import BADSConfig
+from pyrodps.selection import TUNED_DEFAULTS, BADSConfig
 
 
 def make_data(n: int, m: int, shape: tuple[int, ...], classes: int = 10) -> SelectionData:
