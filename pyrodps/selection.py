@@ -38,7 +38,6 @@ from pyrodps.models import (
 from pyrodps.models.networks import network_for
 from pyrodps.models.weight_net import WeightNet
 
-
 # Defaults that depend on the kind of input (and so on the default network), measured on label noise:
 # MLP on vectors: digits (seeds 0-6); 1-D CNN on sequences: MNIST-1D (seeds 0-4); 2-D CNN: CNN values, untested.
 TUNED_DEFAULTS = {
@@ -106,7 +105,7 @@ class BADSConfig:
         if self.step_decay_gamma is not None and not 0.5 < self.step_decay_gamma <= 1.0:
             raise ValidationError("step_decay_gamma", f"must lie in (0.5, 1], got {self.step_decay_gamma}")
 
-    def resolved(self, problem: SelectionProblem) -> "BADSConfig":
+    def resolved(self, problem: SelectionProblem) -> BADSConfig:
         """A copy with every ``None`` default filled in for ``problem``."""
         tuned = TUNED_DEFAULTS[input_family(problem)]
         return replace(

@@ -46,7 +46,7 @@ class SGDConfig:
         if self.weight_decay < 0:
             raise ValidationError("weight_decay", f"must be >= 0, got {self.weight_decay}")
 
-    def resolved(self, problem: SelectionProblem) -> "SGDConfig":
+    def resolved(self, problem: SelectionProblem) -> SGDConfig:
         """A copy with ``lr`` filled in for ``problem``'s kind of input."""
         from pyrodps.selection import input_family
 
