@@ -30,16 +30,21 @@ def conditional_cdf(prior, loss: np.ndarray, rho: float, temperature: float, w: 
     return np.array([np.interp(wi, grid, ci) for wi, ci in zip(w, cdf)])
 
 
+def linear_problem(n: int, seed: int):
+    """Random 3-class data (n train, 10 meta points), the generator that drew it, and a linear net."""
+    g = torch.Generator().manual_seed(seed)
+    data = SelectionData(torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g),
+                         torch.randn(10, 4, generator=g), torch.randint(0, 3, (10,), generator=g))
+    torch.manual_seed(0)
+    return data, g, nn.Linear(4, 3)
+
+
 @pytest.mark.parametrize(
     "prior,temperature", [(UniformWeight(), 1.0), (BetaWeight(2.0, 1.5), 0.5)], ids=["uniform-T1", "beta-T0.5"]
 )
 def test_weight_block_reproduces_conditional(prior, temperature):
     n, rho = 2000, 2.0
-    g = torch.Generator().manual_seed(0)
-    data = SelectionData(torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g),
-                         torch.randn(10, 4, generator=g), torch.randint(0, 3, (10,), generator=g))
-    torch.manual_seed(0)
-    net = nn.Linear(4, 3)
+    data, _, net = linear_problem(n, seed=0)
     model = BADSModel(net, Categorical(3), n, 10, weight_prior=prior, rho_theta=rho)
     kernel = BADSKernel(model, step_size=1e-3, weight_step_size=0.05, temperature=temperature, update_theta=False)
     theta0 = model.initial_theta().clone()
@@ -63,11 +68,7 @@ def test_companion_weight_block_reproduces_conditional():
     """With θ and θ' held fixed the companion w step targets ``p(w) exp(-ρ w (l_i(θ) - l_i(θ')))``:
     points the train-only model θ' explains worse than θ gain weight."""
     n, rho = 2000, 2.0
-    g = torch.Generator().manual_seed(1)
-    data = SelectionData(torch.randn(n, 4, generator=g), torch.randint(0, 3, (n,), generator=g),
-                         torch.randn(10, 4, generator=g), torch.randint(0, 3, (10,), generator=g))
-    torch.manual_seed(0)
-    net = nn.Linear(4, 3)
+    data, g, net = linear_problem(n, seed=1)
     model = BADSModel(net, Categorical(3), n, 10, rho_theta=rho, log_z="companion")
     theta0 = model.initial_theta()
     theta_c = theta0 + 0.8 * torch.randn(theta0.shape, generator=g)
