@@ -12,4 +12,7 @@ for data in digits mnist1d; do
     "$PY" -m pyrodps.cli compare --scenario "$s" --methods "$METHODS" --seeds "$SEEDS" \
       --out "benchmarks/results/compare/$s" --force --no-progress
   done
+  s="$data-feature-noise"
+  "$PY" -m pyrodps.cli compare --scenario "$s" --feature-noise-kind occlusion --methods "$METHODS" --seeds "$SEEDS" \
+    --out "benchmarks/results/compare/$s-occlusion" --force --no-progress
 done

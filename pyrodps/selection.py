@@ -35,7 +35,7 @@ from pyrodps.models import (
     SelectionData,
     make_weight_prior,
 )
-from pyrodps.models.networks import network_for
+from pyrodps.models.networks import check_hidden_sizes, network_for
 from pyrodps.models.weight_net import WeightNet
 
 # Defaults that depend on the kind of input (and so on the default network), measured on label noise:
@@ -66,6 +66,7 @@ class BADSConfig:
     steps: int = 3000
     burn_in: int | None = None  # default: a quarter of the steps
     thin: int = 10
+    average_window: int | None = None  # S_avg; default: the last tenth of the steps
     chains: int = 1
     batch_size: int | None = None  # default: min(128, N)
     meta_batch_size: int | None = None  # default: the whole meta set
@@ -94,6 +95,10 @@ class BADSConfig:
             if self.burn_in >= self.steps:
                 raise ValidationError("burn_in", f"must be smaller than steps ({self.steps})")
         check_positive_int("thin", self.thin)
+        if self.average_window is not None:
+            check_positive_int("average_window", self.average_window)
+            if self.average_window > self.steps:
+                raise ValidationError("average_window", f"must be at most steps ({self.steps}), got {self.average_window}")
         check_positive_int("chains", self.chains)
         for name in ("step_size", "weight_step_size", "temperature", "rho_theta", "rho_meta", "prior_scale"):
             if getattr(self, name) is not None or name not in ("step_size", "rho_theta"):
@@ -102,6 +107,10 @@ class BADSConfig:
             check_positive_int("batch_size", self.batch_size)
         check_choice("weights", self.weights, ("table", "network"))
         check_positive("rho_phi", self.rho_phi)
+        check_positive_int("weight_net_hidden", self.weight_net_hidden)
+        check_hidden_sizes("hidden", self.hidden)
+        if self.meta_batch_size is not None:
+            check_positive_int("meta_batch_size", self.meta_batch_size)
         if self.step_decay_gamma is not None and not 0.5 < self.step_decay_gamma <= 1.0:
             raise ValidationError("step_decay_gamma", f"must lie in (0.5, 1], got {self.step_decay_gamma}")
 
@@ -113,6 +122,7 @@ class BADSConfig:
             batch_size=min(128, problem.num_train) if self.batch_size is None else self.batch_size,
             step_size=tuned["step_size"] if self.step_size is None else self.step_size,
             rho_theta=tuned["rho_theta"] if self.rho_theta is None else self.rho_theta,
+            average_window=max(1, self.steps // 10) if self.average_window is None else self.average_window,
         )
 
     @property
@@ -125,7 +135,11 @@ class BADSConfig:
 
 @dataclass
 class BADSFit:
-    """Result of :func:`fit_bads`: posterior weight summaries and the model-averaged test predictions."""
+    """Result of :func:`fit_bads`: posterior weight summaries and the model-averaged test predictions.
+
+    ``weight_mean``/``weight_std``: over all steps after burn-in; ``weight_window_mean``: over the last
+    ``config.average_window`` steps (``S_avg``), the paper's running average of the reported weights.
+    """
 
     weight_mean: np.ndarray
     weight_std: np.ndarray
@@ -135,6 +149,7 @@ class BADSFit:
     samples: SampleResult
     accuracy_trace: list[tuple[int, float]]
     config: BADSConfig
+    weight_window_mean: np.ndarray | None = None
 
 
 def to_selection_data(problem: SelectionProblem, device: torch.device | str = "cpu") -> SelectionData:
@@ -236,9 +251,12 @@ def fit_bads(
         num_points=data.num_train,
         on_draw=on_draw,
         progress=progress,
+        average_window=config.average_window,
     )
     mean, std = result.weight_mean_std()
     probs = (prob_sum / max(n_draws[0], 1)).numpy()
     mean_np = mean.numpy()
     auroc = selection_auroc(mean_np, problem.corrupted) if problem.corrupted is not None else None
-    return BADSFit(mean_np, std.numpy(), probs, accuracy(probs, problem.y_test), auroc, result, trace, config)
+    window_mean = result.weight_window_mean()
+    return BADSFit(mean_np, std.numpy(), probs, accuracy(probs, problem.y_test), auroc, result, trace, config,
+                   None if window_mean is None else window_mean.numpy())

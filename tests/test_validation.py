@@ -78,7 +78,7 @@ def test_bad_config_names_the_argument(config, argument, monkeypatch):
     "extra,needle",
     [
         (["--scenario", "nope", "--method", "bads"], "scenario"),
-        (["--scenario", "digits-label-noise", "--method", "l2rw"], "method"),
+        (["--scenario", "digits-label-noise", "--method", "no-such-method"], "method"),
         (["--scenario", "digits-label-noise", "--method", "bads", "--steps", "0"], "steps"),
         (["--scenario", "digits-label-noise", "--method", "bads", "--noise-rate", "1.5"], "noise_rate"),
         (["--scenario", "digits-label-noise", "--method", "bads", "--meta-per-class", "0"], "meta_per_class"),

@@ -17,6 +17,7 @@ from pyrodps.diagnostics.metrics import accuracy
 from pyrodps.errors import ValidationError, check_positive, check_positive_int
 from pyrodps.inference.kernel import make_generator
 from pyrodps.inference.minibatch import IndexStream
+from pyrodps.models.networks import check_hidden_sizes
 
 
 @dataclass
@@ -43,8 +44,9 @@ class SGDConfig:
             check_positive("lr", self.lr)
         if not 0.0 <= self.momentum < 1.0:
             raise ValidationError("momentum", f"must lie in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValidationError("weight_decay", f"must be >= 0, got {self.weight_decay}")
+        check_hidden_sizes("hidden", self.hidden)
+        if not self.weight_decay >= 0 or self.weight_decay == float("inf"):
+            raise ValidationError("weight_decay", f"must be a finite number >= 0, got {self.weight_decay}")
 
     def resolved(self, problem: SelectionProblem) -> SGDConfig:
         """A copy with ``lr`` filled in for ``problem``'s kind of input."""

@@ -28,7 +28,12 @@ TRAIN_MASKS = ("corrupted", "minority")  # optional ground-truth arrays read fro
 def _as_numpy(value: Any, argument: str) -> np.ndarray:
     """``value`` (numpy array, torch tensor or nested sequence of numbers) as a numpy array."""
     if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
+        if value.device.type == "meta":
+            raise ValidationError(argument, "is a tensor on the 'meta' device: it holds no data")
+        try:
+            return value.detach().cpu().to(torch.float32 if value.is_floating_point() else value.dtype).numpy()
+        except (RuntimeError, TypeError) as e:
+            raise ValidationError(argument, f"cannot be read as an array ({value.dtype} on {value.device}): {e}") from None
     if isinstance(value, np.ndarray):
         return value
     try:

@@ -66,3 +66,7 @@ def check_batch_sizes(data: SelectionData, batch_size: int, meta_batch_size: int
         )
     if meta_batch_size is not None:
         check_positive_int("meta_batch_size", meta_batch_size)
+        if meta_batch_size > data.num_meta:
+            raise ValidationError(
+                "meta_batch_size", f"{meta_batch_size} is larger than the meta set ({data.num_meta} points)"
+            )

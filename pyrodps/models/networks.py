@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from torch import nn
 
+from pyrodps.errors import ValidationError
+
+
+def check_hidden_sizes(argument: str, hidden: object) -> tuple[int, ...]:
+    """``hidden`` as a tuple of positive layer widths, else :class:`ValidationError`."""
+    try:
+        sizes = tuple(hidden)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValidationError(argument, f"must be a sequence of layer widths, got {hidden!r}") from None
+    for h in sizes:
+        if isinstance(h, bool) or not isinstance(h, int) or h < 1:
+            raise ValidationError(argument, f"layer widths must be integers >= 1, got {hidden!r}")
+    return sizes
+
 
 def mlp(in_features: int, out_features: int, hidden: tuple[int, ...] = (128,)) -> nn.Sequential:
     """A ReLU multilayer perceptron ``in -> hidden... -> out``."""

@@ -240,4 +240,13 @@ def make_weight_prior(name: str, **kwargs: float) -> WeightPrior:
     """Build a weight prior by name (``uniform``, ``beta``, ``truncated-gaussian``)."""
     if name not in WEIGHT_PRIORS:
         raise ValidationError("weight_prior", f"unknown prior {name!r}; choose one of {', '.join(WEIGHT_PRIORS)}")
+    import inspect
+
+    accepted = inspect.signature(WEIGHT_PRIORS[name]).parameters
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValidationError(
+            "weight_prior_kwargs",
+            f"{name!r} takes {', '.join(accepted) or 'no options'}; got unknown {', '.join(map(repr, unknown))}",
+        )
     return WEIGHT_PRIORS[name](**kwargs)

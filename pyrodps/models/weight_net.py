@@ -52,6 +52,8 @@ class WeightNet:
         for f in features:
             if f not in WEIGHT_NET_FEATURES:
                 raise ValidationError("weight_net_features", f"unknown feature {f!r}; choose from {', '.join(WEIGHT_NET_FEATURES)}")
+        if len(set(features)) != len(features):
+            raise ValidationError("weight_net_features", f"names a feature twice: {tuple(features)!r}")
         self.features_used = tuple(features)
         self.num_classes = num_classes
         self.hidden = check_positive_int("weight_net_hidden", hidden)
