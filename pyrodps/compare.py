@@ -74,7 +74,7 @@ def compare(
             runs.append(metrics)
             traces[method].append(res.accuracy_trace)
             if res.weight_mean is not None:
-                if keep == 0.5 and "kept_fraction" in metrics:
+                if keep == 0.5 and method in BADS_METHODS and "kept_fraction" in metrics:
                     keep = metrics["kept_fraction"]
                 last_weights[method] = res.weight_mean
         groups = problem.groups()

@@ -1,4 +1,5 @@
-"""Every method behind one call: BADS variants and the naive baselines, with the same metrics.
+"""Every method behind one call: BADS variants, the one-step-lookahead bi-level baselines (``l2rw``,
+``mwn``) and the naive baselines, with the same metrics.
 
 ``run_method(problem, method, seed=...)`` returns a :class:`MethodResult`; ``pyrodps run`` and
 ``pyrodps compare`` are thin layers over it.
@@ -11,6 +12,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from pyrodps.baselines.blo import BLOFit
+from pyrodps.baselines.l2rw import L2RWConfig, fit_l2rw
+from pyrodps.baselines.mwn import MWNConfig, fit_mwn
 from pyrodps.baselines.naive import NAIVE_METHODS, kept_fraction
 from pyrodps.baselines.sgd import SGDConfig, fit_sgd
 from pyrodps.data.dataset import SelectionProblem
@@ -30,7 +34,10 @@ BADS_METHODS = {
     "bads-companion": {"log_z": "companion"},
     "bads-weightnet": {"log_z": "ignore", "weights": "network"},
 }
-METHODS = (*BADS_METHODS, "sgd", *NAIVE_METHODS)  # "sgd" is "mixing" under its first name
+# bi-level optimisation baselines: weight per step from a one-step lookahead on a meta batch
+BLO_METHODS = ("l2rw", "mwn")
+# "sgd" is "mixing" under its first name
+METHODS = (*BADS_METHODS, *BLO_METHODS, "sgd", *NAIVE_METHODS)
 
 
 @dataclass
@@ -49,7 +56,12 @@ class MethodResult:
 
     def metrics(self, problem: SelectionProblem) -> dict:
         """Test accuracy, balanced accuracy, and for weighting methods the selection metrics and the
-        mean weight of every ground-truth group of the problem."""
+        mean weight of every ground-truth group of the problem.
+
+        ``weight_mean`` is the selection score: the BADS posterior-mean weight in (0, 1), the mean
+        MW-Net weight in (0, 1), or the mean L2RW weight times the batch size (1 = uniform). The
+        AUROC and ``kept_fraction = (Σ w)² / (N Σ w²)`` are invariant to a positive scale, so
+        they mean the same for all of them; the group means are on each method's own scale."""
         out = {
             "method": self.method,
             "seed": self.seed,
@@ -81,10 +93,26 @@ def run_method(
     progress: bool = True,
     bads_config: BADSConfig | None = None,
     sgd_config: SGDConfig | None = None,
+    l2rw_config: L2RWConfig | None = None,
+    mwn_config: MWNConfig | None = None,
 ) -> MethodResult:
-    """Run ``method`` (one of :data:`METHODS`) on ``problem``."""
+    """Run ``method`` (one of :data:`METHODS`) on ``problem``. Each family takes its settings from
+    its own config (``bads_config``, ``l2rw_config``, ``mwn_config``, ``sgd_config``); ``steps``
+    overrides their ``steps``."""
     check_choice("method", method, METHODS)
     start = time.perf_counter()
+    if method in BLO_METHODS:
+        if method == "l2rw":
+            blo_config, fit_blo = l2rw_config or L2RWConfig(), fit_l2rw
+        else:
+            blo_config, fit_blo = mwn_config or MWNConfig(), fit_mwn
+        blo_config = blo_config if steps is None else replace(blo_config, steps=steps)
+        blo_config.validate()
+        blo_fit: BLOFit = fit_blo(problem, blo_config, seed=seed, progress=progress)
+        wall = time.perf_counter() - start
+        return MethodResult(method, seed, blo_config.steps, wall, blo_fit.test_probs,
+                            blo_fit.accuracy_trace, blo_fit.weight_mean, blo_fit.weight_std,
+                            blo_fit.config)
     if method in BADS_METHODS:
         config = replace(bads_config or BADSConfig(), **BADS_METHODS[method])
         config = config if steps is None else replace(config, steps=steps)

@@ -31,7 +31,7 @@ def test_compare_writes_json_and_figures(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["--scenario", "digits-label-noise", "--methods", "bads,l2rw"], "methods"),
+        (["--scenario", "digits-label-noise", "--methods", "bads,no-such-method"], "methods"),
         (["--scenario", "digits-label-noise", "--methods", "bads,bads"], "methods"),
         (["--scenario", "digits-label-noise", "--methods", "bads", "--seeds", "a"], "seeds"),
         (["--scenario", "digits-imbalance", "--methods", "bads", "--noise-rate", "0.2"], "noise_rate"),

@@ -7,7 +7,7 @@ from pyrodps.baselines import kept_fraction, naive_training_set
 from pyrodps.data import make_scenario
 from pyrodps.diagnostics import balanced_accuracy
 from pyrodps.errors import ValidationError
-from pyrodps.methods import METHODS, run_method
+from pyrodps.methods import BLO_METHODS, METHODS, run_method
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_every_method_runs_and_reports(problem, method):
     m = res.metrics(problem)
     assert 0.0 <= m["test_accuracy"] <= 1.0 and 0.0 <= m["balanced_accuracy"] <= 1.0
     assert res.test_probs.shape == (problem.x_test.shape[0], problem.num_classes)
-    if method.startswith("bads"):
+    if method.startswith("bads") or method in BLO_METHODS:
         assert m["selection_auroc"] is not None and "mean_weight_corrupted" in m and "kept_fraction" in m
         assert res.weight_mean.shape == (problem.num_train,)
     else:
@@ -56,7 +56,7 @@ def test_every_method_runs_and_reports(problem, method):
 
 def test_unknown_method(problem):
     with pytest.raises(ValidationError, match="method"):
-        run_method(problem, "l2rw", progress=False)
+        run_method(problem, "no-such-method", progress=False)
 
 
 def test_weight_network_finds_mislabelled_points(problem):

@@ -39,17 +39,18 @@ def plot_accuracy_vs_steps(traces: dict[str, list[list[tuple[int, float]]]], pat
 
 
 def plot_weight_groups(weights: dict[str, np.ndarray], groups: dict[str, np.ndarray], path: str | Path, title: str = "") -> None:
-    """Histograms of the posterior-mean weights of each ground-truth group, one panel per method."""
+    """Histograms of the posterior-mean weights (or selection scores) of each ground-truth group, one
+    panel per method; the bins span [0, 1], or [0, max] for scores above 1 (L2RW's B·w)."""
     methods = list(weights)
     fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(4.2 * max(1, len(methods)), 3.4), squeeze=False)
-    bins = np.linspace(0.0, 1.0, 41)
     for ax, method in zip(axes[0], methods):
         w = weights[method]
+        bins = np.linspace(0.0, max(1.0, float(np.max(w))), 41)
         for name, mask in groups.items():
             if mask.any():
                 ax.hist(w[mask], bins=bins, alpha=0.55, label=f"{name} (n={int(mask.sum())})", density=True)
         ax.set_title(method)
-        ax.set_xlabel("posterior mean weight")
+        ax.set_xlabel("posterior mean weight" if method.startswith("bads") else "selection score")
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("density")
     if title:

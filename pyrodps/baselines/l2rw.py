@@ -1,0 +1,172 @@
+"""Learning to Reweight Examples (L2RW; Ren, Zeng, Yang, Urtasun, ICML 2018), as its official code
+(``uber-research/learning-to-reweight-examples``, ``mnist/reweight.py``) does it.
+
+At every step, on a train batch ``B_t`` (size ``B``) and a meta batch ``B_m``:
+
+    ε = 0 ∈ R^B                                             (per-example perturbations)
+    L_t(θ, ε) = Σ_i ε_i l_i(θ)        ("sum", official)  or  (1/B) Σ_i ε_i l_i(θ)  ("mean")
+    θ̂(ε) = θ - α ∇_θ L_t(θ, ε)                              (differentiable lookahead, α = 1 official)
+    u_i = -∂/∂ε_i [ (1/|B_m|) Σ_{j∈B_m} l_j(θ̂(ε)) ] at ε = 0
+    w_i = max(u_i, 0) / Σ_k max(u_k, 0)       (all w_i = 0 when Σ_k max(u_k, 0) = 0)
+    θ ← momentum-SGD step on Σ_i w_i l_i(θ)
+
+The weights are not kept across steps. Because ``θ̂(0) = θ``, ``u_i = c α ∇_θ l_i(θ) · ∇_θ
+L_meta(θ)`` with ``c = 1`` ("sum") or ``1/B`` ("mean"): ``lookahead_lr`` and
+``lookahead_reduction`` scale every ``u_i`` by the same positive number, so they change the raw
+``u`` but not the normalised weights (beyond rounding). Both are options because the paper and the
+official code differ in how they are written.
+
+Selection score of a training point: the mean over the steps in which it was in a batch of
+``B · w_i``, so that 1 is the uniform weight ``1/B`` of an unweighted batch, 0 means "never helped
+the meta loss", and values above 1 mark points that carried more than their share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import grad
+
+from pyrodps.baselines.blo import (
+    BLOConfig,
+    BLOFit,
+    network_params,
+    per_example_losses,
+    sgd_step,
+    train_blo,
+)
+from pyrodps.data.dataset import SelectionProblem
+from pyrodps.errors import check_choice, check_positive, check_positive_int
+
+LOOKAHEAD_REDUCTIONS = ("sum", "mean")
+
+
+@dataclass
+class L2RWConfig(BLOConfig):
+    """L2RW settings: those of :class:`~pyrodps.baselines.blo.BLOConfig` plus the lookahead step
+    size ``α`` (``lookahead_lr``, 1 in the official code) and how the perturbed train loss is
+    reduced in the lookahead (``"sum"``, official, or ``"mean"``)."""
+
+    lookahead_lr: float = 1.0
+    lookahead_reduction: str = "sum"
+
+    def validate(self) -> None:
+        super().validate()
+        check_positive("lookahead_lr", self.lookahead_lr)
+        check_choice("lookahead_reduction", self.lookahead_reduction, LOOKAHEAD_REDUCTIONS)
+
+
+def l2rw_meta_gradient(
+    net: nn.Module,
+    params: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_meta: torch.Tensor,
+    y_meta: torch.Tensor,
+    lookahead_lr: float = 1.0,
+    lookahead_reduction: str = "sum",
+) -> torch.Tensor:
+    """``u = -∂L_meta(θ̂(ε))/∂ε`` at ``ε = 0``, differentiating through the lookahead
+    ``θ̂(ε) = θ - α ∇_θ L_t(θ, ε)`` with nested ``torch.func.grad`` (reverse over reverse)."""
+    batch_size = x.shape[0]
+
+    def perturbed_train_loss(theta: dict[str, torch.Tensor], eps: torch.Tensor) -> torch.Tensor:
+        total = (eps * per_example_losses(net, theta, x, y)).sum()
+        return total / batch_size if lookahead_reduction == "mean" else total
+
+    def meta_loss_after_lookahead(eps: torch.Tensor) -> torch.Tensor:
+        inner = grad(perturbed_train_loss)(params, eps)
+        lookahead = {name: p - lookahead_lr * inner[name] for name, p in params.items()}
+        return per_example_losses(net, lookahead, x_meta, y_meta).mean()
+
+    eps = torch.zeros(batch_size, dtype=x.dtype, device=x.device)
+    return -grad(meta_loss_after_lookahead)(eps)
+
+
+def normalised_positive_part(u: torch.Tensor) -> torch.Tensor:
+    """``max(u, 0) / Σ max(u, 0)``, or all zeros when that sum is 0 (the official guard)."""
+    positive = u.clamp(min=0)
+    total = positive.sum()
+    return positive / (total + (total == 0).to(total.dtype))
+
+
+def l2rw_weights(
+    net: nn.Module,
+    params: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_meta: torch.Tensor,
+    y_meta: torch.Tensor,
+    lookahead_lr: float = 1.0,
+    lookahead_reduction: str = "sum",
+) -> torch.Tensor:
+    """The L2RW weights of one train batch: non-negative and summing to 1 (or all 0)."""
+    u = l2rw_meta_gradient(net, params, x, y, x_meta, y_meta, lookahead_lr, lookahead_reduction)
+    return normalised_positive_part(u)
+
+
+def l2rw_step(
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_meta: torch.Tensor,
+    y_meta: torch.Tensor,
+    lookahead_lr: float = 1.0,
+    lookahead_reduction: str = "sum",
+) -> torch.Tensor:
+    """One L2RW step: the weights ``w`` of the batch at the current ``θ``, then a real ``optimizer``
+    step on ``Σ_i w_i l_i(θ)``. Returns ``w``."""
+    weights = l2rw_weights(
+        net, network_params(net), x, y, x_meta, y_meta, lookahead_lr, lookahead_reduction
+    )
+    sgd_step(net, optimizer, (weights * F.cross_entropy(net(x), y, reduction="none")).sum())
+    return weights
+
+
+def fit_l2rw(
+    problem: SelectionProblem,
+    config: L2RWConfig | None = None,
+    *,
+    seed: int = 0,
+    net: nn.Module | None = None,
+    progress: bool = True,
+    eval_every: int = 100,
+) -> BLOFit:
+    """Train ``net`` (default: the network the other baselines use, initialised from ``seed``) with
+    L2RW on ``problem``'s train set against its meta set. ``weight_mean`` of the result is the
+    selection score (mean of ``B · w_i`` over visits; see the module docstring)."""
+    from pyrodps.selection import default_network
+
+    config = config or L2RWConfig()
+    config.validate()
+    check_positive_int("eval_every", eval_every)
+    config = config.resolved(problem)
+    net = net if net is not None else default_network(problem, config.hidden, seed)
+
+    def step(
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        x_meta: torch.Tensor,
+        y_meta: torch.Tensor,
+    ) -> torch.Tensor:
+        weights = l2rw_step(
+            model, optimizer, x, y, x_meta, y_meta, config.lookahead_lr, config.lookahead_reduction
+        )
+        return weights * x.shape[0]  # the score scale: 1 = the uniform weight 1/B
+
+    return train_blo(
+        problem,
+        config,
+        step,
+        net=net,
+        seed=seed,
+        progress=progress,
+        eval_every=eval_every,
+        desc="l2rw",
+    )
