@@ -31,12 +31,12 @@ N, M, T, D, C = 24, 6, 6, 5, 3
 
 def _valid_arrays(seed: int = 0) -> dict:
     r = np.random.default_rng(seed)
-    return dict(
-        x_train=r.normal(size=(N, D)).astype(np.float32), y_train=r.integers(0, C, N),
-        x_meta=r.normal(size=(M, D)).astype(np.float32), y_meta=np.arange(M) % C,
-        x_test=r.normal(size=(T, D)).astype(np.float32), y_test=np.arange(T) % C,
-        num_classes=C,
-    )
+    return {
+        "x_train": r.normal(size=(N, D)).astype(np.float32), "y_train": r.integers(0, C, N),
+        "x_meta": r.normal(size=(M, D)).astype(np.float32), "y_meta": np.arange(M) % C,
+        "x_test": r.normal(size=(T, D)).astype(np.float32), "y_test": np.arange(T) % C,
+        "num_classes": C,
+    }
 
 
 NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
