@@ -2,6 +2,11 @@
 
 Chains run **one after another** (chain ``k`` is seeded from ``(seed, k)``), so a K-chain run
 costs K times one chain and a CPU run is reproducible bit for bit.
+
+Long runs: a :class:`~pyrodps.inference.checkpoint.Checkpointer` saves the whole run atomically
+every few steps and resumes it exactly; a :class:`~pyrodps.inference.guard.DivergenceGuard` stops
+(or backs off) on non-finite values; a memory budget spills kept draws to disk
+(:class:`~pyrodps.inference.draw_store.DrawStore`).
 """
 
 from __future__ import annotations
@@ -9,11 +14,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
 
 from pyrodps.errors import ValidationError, check_positive_int
+from pyrodps.inference.checkpoint import Checkpointer, restore_, snapshot
+from pyrodps.inference.draw_store import DrawStore
+from pyrodps.inference.guard import (
+    DivergenceError,
+    DivergenceGuard,
+    back_off,
+    current_step_size,
+    first_nonfinite,
+)
 from pyrodps.inference.kernel import make_generator
 from pyrodps.inference.weight_stats import OnlineWeightStats
 
@@ -55,6 +71,56 @@ class SampleResult:
         return torch.where(count > 0, total / count.clamp(min=1), overall)
 
 
+class ExtraState(Protocol):
+    """State a caller accumulates in ``on_draw`` (e.g. a posterior-predictive sum) and wants
+    checkpointed with the run: ``get()`` returns it (tensors, numbers, lists), ``set(value)``
+    puts it back."""
+
+    def get(self) -> object: ...
+
+    def set(self, value: object) -> None: ...
+
+
+@dataclass
+class _Chain:
+    """One chain's live objects."""
+
+    state: object
+    batches: object
+    stats: OnlineWeightStats | None
+    window: OnlineWeightStats | None
+    store: DrawStore
+
+
+def _payload(chain: int, t: int, live: _Chain, completed: list[dict], extra: ExtraState | None, log: dict) -> dict:
+    """Everything needed to continue chain ``chain`` at step ``t``: the sampler, stream, statistics,
+    draws (buffered, and the names of spilled chunks), the caller's state and finished chains."""
+    return {
+        "chain": chain,
+        "t": t,
+        "state": snapshot(live.state),
+        "batches": snapshot(live.batches),
+        "stats": snapshot(live.stats),
+        "window": snapshot(live.window),
+        "store": live.store.state(),
+        "extra": snapshot(extra.get()) if extra is not None else None,
+        "completed": completed,
+        "log": snapshot(log),
+    }
+
+
+def _restore(live: _Chain, payload: dict, extra: ExtraState | None) -> None:
+    restore_(live.state, payload["state"])
+    restore_(live.batches, payload["batches"])
+    if live.stats is not None:
+        restore_(live.stats, payload["stats"])
+    if live.window is not None:
+        restore_(live.window, payload["window"])
+    live.store.load_state(payload["store"])
+    if extra is not None:
+        extra.set(payload["extra"])
+
+
 def sample(
     kernel,
     make_batches: Callable[[torch.Generator], object],
@@ -69,6 +135,11 @@ def sample(
     on_draw: Callable[[int, object, dict], None] | None = None,
     progress: bool = True,
     average_window: int | None = None,
+    checkpoint: Checkpointer | None = None,
+    extra_state: ExtraState | None = None,
+    guard: DivergenceGuard | None = None,
+    memory_budget: int | None = None,
+    spill_dir: str | Path | None = None,
 ) -> SampleResult:
     """Run ``num_chains`` chains of ``num_steps`` steps each.
 
@@ -83,6 +154,13 @@ def sample(
         on_draw: called as ``on_draw(chain, state, info)`` at every kept step.
         average_window: with ``num_points``, also keep the statistics of the last
             ``average_window`` steps of each chain (``S_avg``; may reach into burn-in).
+        checkpoint: write a checkpoint every ``checkpoint.every`` steps and at the end of every
+            chain; when the file already exists the run **resumes** from it and reproduces the
+            uninterrupted run exactly (same seed, same device). ``extra_state`` is saved with it.
+        guard: the divergence guard (default: check every 10 steps and raise); see
+            :mod:`pyrodps.inference.guard`.
+        memory_budget, spill_dir: keep at most this many bytes of draws in memory per chain and
+            spill the rest to ``.npy`` chunks in ``spill_dir`` (:class:`DrawStore`).
     """
     check_positive_int("num_steps", num_steps)
     check_positive_int("burn_in", burn_in, minimum=0)
@@ -94,42 +172,97 @@ def sample(
         check_positive_int("average_window", average_window)
         if average_window > num_steps:
             raise ValidationError("average_window", f"must be at most num_steps ({num_steps}), got {average_window}")
+    guard = guard if guard is not None else DivergenceGuard()
     window_start = num_steps - average_window if average_window is not None else num_steps
+    resume = checkpoint.load() if checkpoint is not None else None
+    completed: list[dict] = resume["completed"] if resume else []
+    log: dict = dict(resume["log"]) if resume else {"backoffs": [], "resumed_at": []}
+    if resume:
+        log["resumed_at"] = [*log["resumed_at"], (resume["chain"], resume["t"])]
     start = time.perf_counter()
-    chain_draws: list[dict[str, list[torch.Tensor]]] = []
-    all_stats: list[OnlineWeightStats] = []
-    all_window_stats: list[OnlineWeightStats] = []
-    states = []
     bar = tqdm(total=num_steps * num_chains, disable=not progress, desc="sampling", unit="step", mininterval=0.5)
-    for chain in range(num_chains):
-        state = kernel.init(seed, chain)
-        batches = make_batches(make_generator(seed, 10_000 + chain))
-        stats = OnlineWeightStats(num_points) if num_points is not None else None
-        window = OnlineWeightStats(num_points) if num_points is not None and average_window else None
-        kept: dict[str, list[torch.Tensor]] = {name: [] for name in track}
-        for t in range(num_steps):
+
+    def new_chain(chain: int) -> _Chain:
+        chain_dir = None if spill_dir is None else Path(spill_dir) / f"chain{chain}"
+        return _Chain(
+            kernel.init(seed, chain),
+            make_batches(make_generator(seed, 10_000 + chain)),
+            OnlineWeightStats(num_points) if num_points is not None else None,
+            OnlineWeightStats(num_points) if num_points is not None and average_window else None,
+            DrawStore(tuple(track), memory_budget, chain_dir),
+        )
+
+    live_states: dict[int, object] = {}
+    if resume is not None and extra_state is not None:
+        extra_state.set(resume["extra"])
+    for chain in range(len(completed), num_chains):
+        live = new_chain(chain)
+        t = 0
+        if resume is not None and resume["chain"] == chain and resume["state"] is not None:
+            _restore(live, resume, extra_state)
+            t = resume["t"]
+        good = _payload(chain, t, live, completed, extra_state, log) if guard.action == "backoff" else None
+        while t < num_steps:
             keep = t >= burn_in and (t - burn_in) % thin == 0
             report = progress and (t % 50 == 0 or t == num_steps - 1)
-            state, info = kernel.step(state, batches.next(), keep or report)
-            if t >= burn_in and stats is not None:
-                stats.update(info["idx"], info["w"])
-            if t >= window_start and window is not None:
-                window.update(info["idx"], info["w"])
+            state, info = kernel.step(live.state, live.batches.next(), keep or report)
+            live.state = state
+            save = checkpoint is not None and ((t + 1) % checkpoint.every == 0 or t == num_steps - 1)
+            snap = good is not None and (t + 1) % guard.snapshot_every == 0
+            if keep or save or snap or (t + 1) % guard.every == 0:
+                bad = first_nonfinite(state, info)
+                if bad is not None:
+                    if guard.action == "raise" or len(log["backoffs"]) >= guard.max_backoffs:
+                        hint = "" if checkpoint is None else f" The last good checkpoint is {checkpoint.path}."
+                        raise DivergenceError(chain, t, bad, current_step_size(kernel, t), hint)
+                    _restore(live, good, extra_state)  # back to the last good state ...
+                    before, after = back_off(kernel, guard.factor)  # ... with a smaller step
+                    log["backoffs"].append({"chain": chain, "step": t, "quantity": bad, "resumed_from": good["t"],
+                                            "step_size_before": before, "step_size_after": after})
+                    t = good["t"]
+                    continue
+            if t >= burn_in and live.stats is not None:
+                live.stats.update(info["idx"], info["w"])
+            if t >= window_start and live.window is not None:
+                live.window.update(info["idx"], info["w"])
             if keep:
                 for name in track:
-                    kept[name].append(kernel.site(state, info, name).detach().cpu())
+                    live.store.append(name, kernel.site(state, info, name).detach().cpu())
                 if on_draw is not None:
                     on_draw(chain, state, info)
             if report:
                 bar.update(t + 1 + chain * num_steps - bar.n)
                 bar.set_postfix(chain=chain, energy=f"{float(info['energy']):.4g}", refresh=False)
-        chain_draws.append(kept)
-        if stats is not None:
-            all_stats.append(stats)
-        if window is not None:
-            all_window_stats.append(window)
-        states.append(state)
+            t += 1
+            if snap:
+                good = _payload(chain, t, live, completed, extra_state, log)
+            if save and t < num_steps:
+                checkpoint.save(_payload(chain, t, live, completed, extra_state, log))
+        live_states[chain] = live.state
+        completed = [*completed, {"state": snapshot(live.state), "stats": snapshot(live.stats),
+                                  "window": snapshot(live.window), "store": live.store.state()}]
+        if checkpoint is not None:  # the chain is finished: the next one starts from scratch
+            checkpoint.save({"chain": chain + 1, "t": 0, "state": None, "completed": completed, "log": snapshot(log),
+                             "extra": snapshot(extra_state.get()) if extra_state is not None else None})
     bar.close()
-    draws = {name: torch.stack([torch.stack(c[name]) for c in chain_draws]) for name in track}
-    return SampleResult(draws, all_stats, states, time.perf_counter() - start, num_steps, burn_in, thin,
-                        window_stats=all_window_stats, average_window=average_window)
+    chains = []
+    for chain, done in enumerate(completed):
+        fresh = new_chain(chain)
+        restore_(fresh.stats, done["stats"]) if fresh.stats is not None else None
+        restore_(fresh.window, done["window"]) if fresh.window is not None else None
+        fresh.store.load_state(done["store"])
+        fresh.state = live_states[chain] if chain in live_states else restore_(fresh.state, done["state"])
+        chains.append(fresh)
+    draws = {name: torch.stack([c.store.stacked(name) for c in chains]) for name in track}
+    return SampleResult(
+        draws,
+        [c.stats for c in chains if c.stats is not None],
+        [c.state for c in chains],
+        time.perf_counter() - start,
+        num_steps,
+        burn_in,
+        thin,
+        extras={"backoffs": log["backoffs"], "resumed_at": log["resumed_at"]},
+        window_stats=[c.window for c in chains if c.window is not None],
+        average_window=average_window,
+    )

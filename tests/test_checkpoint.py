@@ -1,0 +1,169 @@
+"""Checkpoints resume a run exactly; the divergence guard stops or backs off; draws spill to disk."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pyrodps.inference import SGLD, BADSKernel, MinibatchStream, PolynomialDecay, RMSprop, sample
+from pyrodps.inference.checkpoint import Checkpointer, CheckpointMismatchError, atomic_torch_save
+from pyrodps.inference.draw_store import DrawStore
+from pyrodps.inference.guard import DivergenceError, DivergenceGuard
+from tests.test_sampler import small_problem
+
+
+class Interrupted(Exception):
+    pass
+
+
+class _Killer:
+    """Wraps a kernel and raises after ``at`` steps: the process "dies" mid-run."""
+
+    def __init__(self, kernel, at: int) -> None:
+        self.kernel, self.at, self.calls = kernel, at, 0
+
+    def __getattr__(self, name):
+        return getattr(self.kernel, name)
+
+    def step(self, state, batch, diagnostics=True):
+        self.calls += 1
+        if self.calls > self.at:
+            raise Interrupted
+        return self.kernel.step(state, batch, diagnostics)
+
+
+def _bads_kernel(model, psgld=True):
+    return BADSKernel(model, step_size=PolynomialDecay(1e-3, 10.0, 0.6), weight_step_size=0.3,
+                      preconditioner=RMSprop() if psgld else None)
+
+
+def _run(kernel, data, checkpoint=None, chains=2, steps=120, **kw):
+    return sample(kernel, lambda g: MinibatchStream(data, 16, 4, g), num_steps=steps, burn_in=20, thin=5,
+                  num_chains=chains, seed=3, track=("energy", "theta"), num_points=data.num_train, progress=False,
+                  average_window=30, checkpoint=checkpoint, **kw)
+
+
+def _assert_same(a, b):
+    assert torch.equal(a.draws["theta"], b.draws["theta"])
+    assert torch.equal(a.draws["energy"], b.draws["energy"])
+    for sa, sb in zip(a.states, b.states):
+        assert torch.equal(sa.u, sb.u) and torch.equal(sa.theta, sb.theta)
+    assert torch.equal(a.weight_mean_std()[0], b.weight_mean_std()[0])
+    assert torch.equal(a.weight_mean_std()[1], b.weight_mean_std()[1])
+    assert torch.equal(a.weight_window_mean(), b.weight_window_mean())
+
+
+@pytest.mark.parametrize("kill_at", [7, 60, 121, 150, 239])
+def test_resume_after_interruption_is_bit_for_bit(kill_at, tmp_path):
+    data, model = small_problem()
+    reference = _run(_bads_kernel(model), data)
+    ckpt = Checkpointer(tmp_path / "checkpoint.pt", every=10, config={"run": "a"})
+    with pytest.raises(Interrupted):
+        _run(_Killer(_bads_kernel(model), kill_at), data, ckpt)
+    resumed = _run(_bads_kernel(model), data, Checkpointer(tmp_path / "checkpoint.pt", every=10, config={"run": "a"}))
+    _assert_same(reference, resumed)
+    # before the first checkpoint (step 10) there is nothing to resume: the run starts over
+    assert bool(resumed.extras["resumed_at"]) == (kill_at >= 10)
+
+
+def test_extra_state_is_checkpointed_with_the_run(tmp_path):
+    data, model = small_problem()
+
+    class Counter:
+        def __init__(self):
+            self.total = torch.zeros(())
+
+        def get(self):
+            return {"total": self.total}
+
+        def set(self, value):
+            self.total = value["total"].clone()
+
+    def run(kernel, counter, ckpt):
+        return _run(kernel, data, ckpt, extra_state=counter,
+                    on_draw=lambda chain, state, info: counter.total.add_(info["energy"]))
+
+    ref = Counter()
+    run(_bads_kernel(model), ref, None)
+    c = Counter()
+    with pytest.raises(Interrupted):
+        run(_Killer(_bads_kernel(model), 95), c, Checkpointer(tmp_path / "c.pt", 10, {}))
+    c2 = Counter()
+    run(_bads_kernel(model), c2, Checkpointer(tmp_path / "c.pt", 10, {}))
+    assert torch.equal(ref.total, c2.total)
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    data, model = small_problem()
+    _run(_bads_kernel(model), data, Checkpointer(tmp_path / "c.pt", 50, {"step_size": 1e-3}), chains=1, steps=60)
+    with pytest.raises(CheckpointMismatchError, match="different configuration"):
+        _run(_bads_kernel(model), data, Checkpointer(tmp_path / "c.pt", 50, {"step_size": 2e-3}), chains=1, steps=60)
+    payload = torch.load(tmp_path / "c.pt", weights_only=False)
+    atomic_torch_save({**payload, "version": "0.0.0-other"}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointMismatchError, match="pyrodps 0.0.0-other"):
+        _run(_bads_kernel(model), data, Checkpointer(tmp_path / "c.pt", 50, {"step_size": 1e-3}), chains=1, steps=60)
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    atomic_torch_save({"a": torch.ones(3)}, tmp_path / "x.pt")
+    atomic_torch_save({"a": torch.zeros(3)}, tmp_path / "x.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]
+    assert torch.equal(torch.load(tmp_path / "x.pt")["a"], torch.zeros(3))
+
+
+# ----------------------------------------------------------------------------- divergence guard
+class _NoBatches:
+    def next(self):
+        return None
+
+
+def _stiff_sgld(step_size: float) -> SGLD:
+    """SGLD on U(x) = 50 |x|^2 / 2: the update multiplies x by (1 - 25 η), which diverges for η > 0.08."""
+    return SGLD(lambda x, _: 25.0 * (x * x).sum(), torch.ones(3), step_size)
+
+
+def _sgld_run(kernel, guard, steps=400):
+    return sample(kernel, lambda g: _NoBatches(), num_steps=steps, track=("energy", "position"), progress=False,
+                  guard=guard)
+
+
+def test_divergence_raises_with_step_quantity_and_step_size():
+    with pytest.raises(DivergenceError) as e:
+        _sgld_run(_stiff_sgld(1.0), DivergenceGuard(every=1))
+    err = e.value
+    assert err.quantity.startswith("the position") or err.quantity.startswith("the energy")
+    assert err.step_size == 1.0 and err.chain == 0 and 0 < err.step < 400
+    assert f"step {err.step}" in str(err) and "step size 1" in str(err)
+
+
+def test_backoff_halves_the_step_until_the_chain_is_stable():
+    res = _sgld_run(_stiff_sgld(1.0), DivergenceGuard(every=5, action="backoff", snapshot_every=20))
+    sizes = [b["step_size_after"] for b in res.extras["backoffs"]]
+    assert sizes == [0.5, 0.25, 0.125, 0.0625]  # the first size below the stability bound 0.08
+    assert torch.isfinite(res.draws["position"]).all() and torch.isfinite(res.draws["energy"]).all()
+    assert res.draws["position"].shape[1] == 400  # every step kept exactly once despite the rewinds
+
+
+def test_backoff_gives_up_after_max_backoffs():
+    with pytest.raises(DivergenceError):
+        _sgld_run(_stiff_sgld(1.0), DivergenceGuard(every=5, action="backoff", max_backoffs=2, snapshot_every=20))
+
+
+# ----------------------------------------------------------------------------- draw store
+def test_draws_spill_to_disk_past_the_budget_and_read_back_in_order(tmp_path):
+    store = DrawStore(("a", "b"), memory_budget=2_000, spill_dir=tmp_path)
+    for k in range(50):
+        store.append("a", torch.full((10,), float(k)))
+        store.append("b", torch.tensor(float(-k)))
+    assert store.chunks["a"], "nothing was spilled"
+    assert store.buffered_bytes <= 2_000 + 10 * 4 + 64 + 4 + 64
+    assert torch.equal(store.stacked("a")[:, 0], torch.arange(50.0))
+    assert torch.equal(store.stacked("b"), -torch.arange(50.0))
+
+
+def test_spilled_run_equals_in_memory_run(tmp_path):
+    data, model = small_problem()
+    a = _run(_bads_kernel(model), data, chains=1)
+    b = _run(_bads_kernel(model), data, chains=1, memory_budget=4_000, spill_dir=tmp_path)
+    assert any(tmp_path.rglob("theta.*.npy"))
+    assert torch.equal(a.draws["theta"], b.draws["theta"])
