@@ -1,4 +1,4 @@
-"""Command line: ``pyrodps run``, ``pyrodps compare`` and ``pyrodps summarize``."""
+"""Command line: ``pyrodps run``, ``pyrodps compare``, ``pyrodps summarize`` and ``pyrodps report``."""
 
 from __future__ import annotations
 
@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--chains", type=int, default=1, help="BADS: number of chains, run one after another")
+    r.add_argument("--track-weights", type=_track_weights, default=None, metavar="N|all",
+                   help="BADS: weights kept per draw in posterior.nc (default 200 points; 'all': every point)")
     c = sub.add_parser("compare", help="several methods over several seeds on one scenario")
     _add_problem_args(c)
     c.add_argument("--methods", required=True, help="comma-separated, e.g. bads,bads-companion,mixing")
@@ -55,7 +58,24 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--no-progress", action="store_true")
     s = sub.add_parser("summarize", help="print the metrics of run folders side by side")
     s.add_argument("dirs", nargs="+", type=Path)
+    rep = sub.add_parser("report", help="write DIR/report.html: configuration, metrics, convergence, figures")
+    rep.add_argument("dir", type=Path, help="a folder written by pyrodps run")
+    rep.add_argument("--compare", type=Path, default=None, help="a folder written by pyrodps compare")
+    rep.add_argument("--max-rhat", type=float, default=1.01, help="a quantity passes with R-hat below this")
+    rep.add_argument("--min-ess-per-chain", type=float, default=100.0,
+                     help="a quantity passes with bulk ESS >= this times the number of chains")
+    rep.add_argument("--min-weight-pass-fraction", type=float, default=0.9,
+                     help="the weight table passes when this fraction of its tracked points pass")
     return p
+
+
+def _track_weights(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer or 'all', got {text!r}") from None
 
 
 SUMMARY_ROWS = ("method", "scenario", "seed", "steps", "wall_seconds", "test_accuracy", "balanced_accuracy",
@@ -102,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from pyrodps.runner import RunRequest, run
 
-            req = RunRequest(_problem_spec(args), args.method, args.out, args.steps, args.seed, args.force)
+            req = RunRequest(_problem_spec(args), args.method, args.out, args.steps, args.seed, args.force,
+                             chains=args.chains, track_weights=args.track_weights)
             metrics = run(req, progress=not args.no_progress)
             print(json.dumps({k: metrics[k] for k in SUMMARY_ROWS if k in metrics}, indent=2))
         elif args.command == "compare":
@@ -127,6 +148,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.out / 'comparison.json'}")
         elif args.command == "summarize":
             print(summarize(args.dirs))
+        elif args.command == "report":
+            from pyrodps.diagnostics.convergence import ConvergenceThresholds
+            from pyrodps.diagnostics.report import write_report
+
+            thresholds = ConvergenceThresholds(args.max_rhat, args.min_ess_per_chain, args.min_weight_pass_fraction)
+            result = write_report(args.dir, args.compare, thresholds)
+            conv = result.convergence
+            print(conv.verdict() if conv is not None else "no posterior draws in this folder: no convergence verdict")
+            for line in conv.failures() if conv is not None else []:
+                print(f"  {line}")
+            print(f"wrote {result.path}")
     except PyrodpsError as e:
         print(f"pyrodps: error: {e}", file=sys.stderr)
         return 2

@@ -3,14 +3,17 @@
 Everything the user passed is checked before any work starts; nothing is written when a check fails.
 Files: ``metrics.json`` (scenario, method, seed, steps, wall_seconds, test_accuracy, balanced_accuracy,
 selection_auroc, ...), ``weights.npz`` for weighting methods (``mean``, ``std``, ``corrupted``; per
-training point) and ``config.json``.
+training point; BADS adds ``loss``, the training loss at the last draws) and ``config.json``; the BADS
+methods also write ``posterior.nc`` (ArviZ groups ``posterior`` and ``sample_stats`` per chain and draw,
+see :meth:`pyrodps.selection.BADSFit.to_arviz`), read by ``pyrodps report``.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,8 @@ from pyrodps.data import SCENARIOS, load_npz_problem, make_scenario, scenario_op
 from pyrodps.data.dataset import SelectionProblem
 from pyrodps.errors import OutputExistsError, ValidationError, check_choice, check_positive_int
 from pyrodps.io import write_json, write_npz
-from pyrodps.methods import METHODS, run_method
+from pyrodps.methods import BADS_METHODS, METHODS, MethodResult, run_method
+from pyrodps.selection import BADSConfig, BADSFit, fit_bads
 
 
 @dataclass
@@ -70,6 +74,8 @@ class RunRequest:
     steps: int | None = None
     seed: int = 0
     force: bool = False
+    chains: int = 1  # BADS methods: chains run one after another
+    track_weights: int | str | None = None  # BADS: weights kept per draw; None: the default, "all": every point
 
     def validate(self) -> None:
         self.problem.validate()
@@ -77,7 +83,26 @@ class RunRequest:
         if self.steps is not None:
             check_positive_int("steps", self.steps)
         check_positive_int("seed", self.seed, minimum=0)
+        check_positive_int("chains", self.chains)
+        if self.chains > 1 and self.method not in BADS_METHODS:
+            raise ValidationError("chains", f"only the BADS methods ({', '.join(BADS_METHODS)}) run chains, not {self.method!r}")
+        if self.track_weights is not None:
+            if self.method not in BADS_METHODS:
+                raise ValidationError("track_weights", f"only the BADS methods track weights, not {self.method!r}")
+            if self.track_weights != "all":
+                check_positive_int("track_weights", self.track_weights, minimum=0)
+        if self.method in BADS_METHODS:
+            self.bads_config().validate()
         check_output_dir(self.out, self.force)
+
+    def bads_config(self) -> BADSConfig:
+        """The :class:`BADSConfig` of a BADS method with this request's overrides."""
+        overrides: dict = {"chains": self.chains, **BADS_METHODS[self.method]}
+        if self.steps is not None:
+            overrides["steps"] = self.steps
+        if self.track_weights is not None:
+            overrides["track_weights"] = None if self.track_weights == "all" else self.track_weights
+        return replace(BADSConfig(), **overrides)
 
 
 def check_output_dir(out: Path, force: bool) -> None:
@@ -106,7 +131,11 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
     """Run the request and write its results; returns the metrics."""
     request.validate()
     problem = request.problem.build(request.seed)  # validates the arrays before any training
-    res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress)
+    fit = None
+    if request.method in BADS_METHODS:
+        res, fit = _run_bads(problem, request, progress)
+    else:
+        res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress)
     metrics = {
         "scenario": request.problem.name,
         "scenario_options": request.problem.options,
@@ -125,6 +154,24 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
         arrays = {"mean": res.weight_mean, "std": res.weight_std, "corrupted": corrupted}
         if problem.minority is not None:
             arrays["minority"] = problem.minority
+        if fit is not None and fit.train_loss is not None:
+            arrays["loss"] = fit.train_loss
         write_npz(out / "weights.npz", **arrays)
+    if fit is not None:
+        from pyrodps.diagnostics.arviz_adapter import write_netcdf  # ArviZ takes a second to import
+
+        write_netcdf(fit.to_arviz(), out / "posterior.nc")
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _run_bads(problem: SelectionProblem, request: RunRequest, progress: bool) -> tuple[MethodResult, BADSFit]:
+    """The BADS branch of :func:`pyrodps.methods.run_method`, keeping the fit (its draws go to
+    ``posterior.nc``) and taking the request's chains and tracked weights."""
+    start = time.perf_counter()
+    config = request.bads_config()
+    config.validate()
+    fit = fit_bads(problem, config, seed=request.seed, progress=progress)
+    res = MethodResult(request.method, request.seed, config.steps, time.perf_counter() - start, fit.test_probs,
+                       fit.accuracy_trace, fit.weight_mean, fit.weight_std, fit.config.to_dict())
+    return res, fit

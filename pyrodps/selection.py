@@ -18,6 +18,7 @@ from torch import nn
 
 from pyrodps.data.dataset import SelectionProblem
 from pyrodps.diagnostics.metrics import accuracy, selection_auroc
+from pyrodps.diagnostics.posterior import PosteriorTracker, tracked_point_indices
 from pyrodps.errors import ValidationError, check_choice, check_positive, check_positive_int
 from pyrodps.inference import (
     BADSKernel,
@@ -87,6 +88,8 @@ class BADSConfig:
     weight_net_features: tuple[str, ...] = ("loss", "label")
     weight_net_hidden: int = 16
     rho_phi: float = 1.0
+    track_weights: int | None = 200  # weights kept per draw for diagnostics (posterior.nc); None: all N
+    theta_projections: int = 4  # fixed random projections of θ kept per draw for diagnostics
 
     def validate(self) -> None:
         check_positive_int("steps", self.steps)
@@ -107,6 +110,9 @@ class BADSConfig:
             check_positive_int("batch_size", self.batch_size)
         check_choice("weights", self.weights, ("table", "network"))
         check_positive("rho_phi", self.rho_phi)
+        if self.track_weights is not None:
+            check_positive_int("track_weights", self.track_weights, minimum=0)
+        check_positive_int("theta_projections", self.theta_projections, minimum=0)
         check_positive_int("weight_net_hidden", self.weight_net_hidden)
         check_hidden_sizes("hidden", self.hidden)
         if self.meta_batch_size is not None:
@@ -139,6 +145,9 @@ class BADSFit:
 
     ``weight_mean``/``weight_std``: over all steps after burn-in; ``weight_window_mean``: over the last
     ``config.average_window`` steps (``S_avg``), the paper's running average of the reported weights.
+    ``tracked``: per-draw summaries for diagnostics (:mod:`pyrodps.diagnostics.posterior`);
+    ``train_loss``: ``l_i(θ)`` of every training point at the last draw of each chain, averaged over
+    chains. :meth:`to_arviz` gives ArviZ groups.
     """
 
     weight_mean: np.ndarray
@@ -150,6 +159,18 @@ class BADSFit:
     accuracy_trace: list[tuple[int, float]]
     config: BADSConfig
     weight_window_mean: np.ndarray | None = None
+    tracked: dict[str, np.ndarray] = field(default_factory=dict)
+    train_loss: np.ndarray | None = None
+
+    def to_arviz(self) -> object:
+        """``posterior`` (tracked weights ``w`` over ``point``, ``train_nll``, ``meta_nll``,
+        ``param_norm``, ``theta_projection``, ``test_accuracy``) and ``sample_stats`` (``energy``,
+        ``grad_norm``, ``step_size``, ``temperature``, ``step``) with dims ``(chain, draw, ...)``:
+        an ``InferenceData`` under ArviZ 0.x, a ``DataTree`` under 1.x."""
+        from pyrodps.diagnostics.arviz_adapter import make_inference_data
+        from pyrodps.diagnostics.posterior import bads_groups
+
+        return make_inference_data(bads_groups(self))
 
 
 def to_selection_data(problem: SelectionProblem, device: torch.device | str = "cpu") -> SelectionData:
@@ -229,15 +250,22 @@ def fit_bads(
     prob_sum = torch.zeros(x_test.shape[0], problem.num_classes, dtype=torch.float64)
     n_draws = [0]
     trace: list[tuple[int, float]] = []
+    tracked_points = tracked_point_indices(data.num_train, config.track_weights)
+    tracker = PosteriorTracker(model.layout.size, tracked_points, config.theta_projections)
+    tracked_idx = torch.as_tensor(tracked_points)
 
     def on_draw(chain: int, state, info) -> None:
         with torch.no_grad():
             params = model.layout.unflatten(state.theta)
             probs = torch.softmax(torch.func.functional_call(model.net, params, (x_test,)), -1)
+            tracked_w = _tracked_weights(model, data, state, tracked_idx) if tracked_idx.numel() else None
         prob_sum.add_(probs.double())
         n_draws[0] += 1
+        draw_accuracy = accuracy(probs.numpy(), problem.y_test)
         if chain == 0 and n_draws[0] % 10 == 1:
-            trace.append((state.step, accuracy(probs.numpy(), problem.y_test)))
+            trace.append((state.step, draw_accuracy))
+        tracker.record(chain, state.theta, tracked_w, step=state.step - 1, step_size=kernel.step_size(state.step - 1),
+                       test_accuracy=draw_accuracy)
 
     result = sample(
         kernel,
@@ -247,7 +275,7 @@ def fit_bads(
         thin=config.thin,
         num_chains=config.chains,
         seed=seed,
-        track=("energy", "train_nll", "meta_nll"),
+        track=("energy", "train_nll", "meta_nll", "grad_norm"),
         num_points=data.num_train,
         on_draw=on_draw,
         progress=progress,
@@ -258,5 +286,23 @@ def fit_bads(
     mean_np = mean.numpy()
     auroc = selection_auroc(mean_np, problem.corrupted) if problem.corrupted is not None else None
     window_mean = result.weight_window_mean()
+    train_loss = np.mean([_train_nll(model, data, s).numpy() for s in result.states], axis=0)
     return BADSFit(mean_np, std.numpy(), probs, accuracy(probs, problem.y_test), auroc, result, trace, config,
-                   None if window_mean is None else window_mean.numpy())
+                   None if window_mean is None else window_mean.numpy(), tracker.arrays(), train_loss)
+
+
+def _train_nll(model: BADSModel, data: SelectionData, state, idx: torch.Tensor | None = None) -> torch.Tensor:
+    """``l_i(θ)`` of the training points ``idx`` (all when ``None``) at the state's θ."""
+    x, y = (data.x_train, data.y_train) if idx is None else (data.x_train[idx], data.y_train[idx])
+    with torch.no_grad():
+        out = torch.func.functional_call(model.net, model.layout.unflatten(state.theta), (x,))
+        return model.likelihood.nll(out, y)
+
+
+def _tracked_weights(model: BADSModel, data: SelectionData, state, idx: torch.Tensor) -> torch.Tensor:
+    """``w_i`` of the points ``idx``: the table entries, or ``sigmoid(g_φ(h_i))`` of the weight network."""
+    if state.u is not None:
+        return torch.sigmoid(state.u.index_select(0, idx))
+    wn = model.weight_net
+    h = wn.features(data.x_train[idx], data.y_train[idx], _train_nll(model, data, state, idx))
+    return torch.sigmoid(wn.u(state.phi, h))
