@@ -39,8 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--train", type=Path, help=".npz with X, y (and optional corrupted)")
     r.add_argument("--meta", type=Path, help=".npz with X, y: the clean meta set")
     r.add_argument("--test", type=Path, help=".npz with X, y")
-    r.add_argument("--method", required=True, help=f"one of: {', '.join(METHODS)}")
-    r.add_argument("--out", required=True, type=Path, help="output folder (must be empty unless --force)")
+    r.add_argument("--method", help=f"one of: {', '.join(METHODS)} (required unless --resume)")
+    r.add_argument("--out", type=Path, help="output folder (must be empty unless --force; required unless --resume)")
+    r.add_argument("--resume", type=Path, metavar="DIR",
+                   help="continue the interrupted run in DIR from its last checkpoint (no other options needed)")
+    r.add_argument("--checkpoint-every", type=int, default=500, help="BADS: steps between checkpoints (default 500)")
+    r.add_argument("--on-divergence", default="raise", choices=("raise", "backoff"),
+                   help="BADS: on a non-finite value, stop (raise) or halve the step size and go on (backoff)")
     r.add_argument("--steps", type=int, default=None, help="number of sampler / SGD steps")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--force", action="store_true", help="overwrite a non-empty output folder")
@@ -120,10 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            from pyrodps.runner import RunRequest, run
+            from pyrodps.runner import RunRequest, resume_request, run
 
-            req = RunRequest(_problem_spec(args), args.method, args.out, args.steps, args.seed, args.force,
-                             chains=args.chains, track_weights=args.track_weights)
+            if args.resume is not None:
+                req = resume_request(args.resume)
+            else:
+                for flag in ("method", "out"):
+                    if getattr(args, flag) is None:
+                        raise ValidationError(flag, f"--{flag} is required (or --resume DIR)")
+                req = RunRequest(_problem_spec(args), args.method, args.out, args.steps, args.seed, args.force,
+                                 chains=args.chains, track_weights=args.track_weights,
+                                 checkpoint_every=args.checkpoint_every, on_divergence=args.on_divergence)
             metrics = run(req, progress=not args.no_progress)
             print(json.dumps({k: metrics[k] for k in SUMMARY_ROWS if k in metrics}, indent=2))
         elif args.command == "compare":

@@ -25,7 +25,7 @@ from pyrodps.diagnostics.metrics import (
     selection_average_precision,
 )
 from pyrodps.errors import check_choice
-from pyrodps.selection import BADSConfig, fit_bads
+from pyrodps.selection import BADSConfig, BADSFit, fit_bads
 
 # method -> BADSConfig overrides
 BADS_METHODS = {
@@ -53,6 +53,7 @@ class MethodResult:
     weight_mean: np.ndarray | None = None
     weight_std: np.ndarray | None = None
     config: dict = field(default_factory=dict)
+    fit: BADSFit | None = None  # BADS methods: the whole fit (draws, window mean, ArviZ export)
 
     def metrics(self, problem: SelectionProblem) -> dict:
         """Test accuracy, balanced accuracy, and for weighting methods the selection metrics and the
@@ -95,10 +96,13 @@ def run_method(
     sgd_config: SGDConfig | None = None,
     l2rw_config: L2RWConfig | None = None,
     mwn_config: MWNConfig | None = None,
+    **bads_run_options: object,
 ) -> MethodResult:
     """Run ``method`` (one of :data:`METHODS`) on ``problem``. Each family takes its settings from
     its own config (``bads_config``, ``l2rw_config``, ``mwn_config``, ``sgd_config``); ``steps``
-    overrides their ``steps``."""
+    overrides their ``steps``. ``bads_run_options`` go to :func:`~pyrodps.selection.fit_bads`
+    (``checkpoint_dir``, ``checkpoint_every``, ``guard``, ``memory_budget``); the other methods are
+    short and restart from scratch."""
     check_choice("method", method, METHODS)
     start = time.perf_counter()
     if method in BLO_METHODS:
@@ -117,9 +121,9 @@ def run_method(
         config = replace(bads_config or BADSConfig(), **BADS_METHODS[method])
         config = config if steps is None else replace(config, steps=steps)
         config.validate()
-        fit = fit_bads(problem, config, seed=seed, progress=progress)
+        fit = fit_bads(problem, config, seed=seed, progress=progress, **bads_run_options)
         return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs,
-                            fit.accuracy_trace, fit.weight_mean, fit.weight_std, fit.config.to_dict())
+                            fit.accuracy_trace, fit.weight_mean, fit.weight_std, fit.config.to_dict(), fit=fit)
     config = sgd_config or SGDConfig()
     config = config if steps is None else replace(config, steps=steps)
     config.validate()

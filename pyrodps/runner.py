@@ -10,9 +10,9 @@ see :meth:`pyrodps.selection.BADSFit.to_arviz`), read by ``pyrodps report``.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -23,9 +23,13 @@ import pyrodps
 from pyrodps.data import SCENARIOS, load_npz_problem, make_scenario, scenario_options
 from pyrodps.data.dataset import SelectionProblem
 from pyrodps.errors import OutputExistsError, ValidationError, check_choice, check_positive_int
+from pyrodps.inference.guard import GUARD_ACTIONS, DivergenceGuard
 from pyrodps.io import write_json, write_npz
-from pyrodps.methods import BADS_METHODS, METHODS, MethodResult, run_method
-from pyrodps.selection import BADSConfig, BADSFit, fit_bads
+from pyrodps.methods import BADS_METHODS, METHODS, run_method
+from pyrodps.selection import BADSConfig
+
+REQUEST_FILE = "request.json"
+CHECKPOINT_FILE = "checkpoint.pt"
 
 
 @dataclass
@@ -76,9 +80,14 @@ class RunRequest:
     force: bool = False
     chains: int = 1  # BADS methods: chains run one after another
     track_weights: int | str | None = None  # BADS: weights kept per draw; None: the default, "all": every point
+    checkpoint_every: int = 500  # BADS: steps between checkpoints in out/checkpoint.pt
+    on_divergence: str = "raise"  # BADS: "raise" or "backoff" (halve the step size and go on)
+    resume: bool = False  # continue the run whose request.json and checkpoint.pt are in out
 
     def validate(self) -> None:
         self.problem.validate()
+        check_positive_int("checkpoint_every", self.checkpoint_every)
+        check_choice("on_divergence", self.on_divergence, GUARD_ACTIONS)
         check_choice("method", self.method, METHODS)
         if self.steps is not None:
             check_positive_int("steps", self.steps)
@@ -93,7 +102,16 @@ class RunRequest:
                 check_positive_int("track_weights", self.track_weights, minimum=0)
         if self.method in BADS_METHODS:
             self.bads_config().validate()
-        check_output_dir(self.out, self.force)
+        if not self.resume:
+            check_output_dir(self.out, self.force)
+
+    def to_dict(self) -> dict:
+        """What ``request.json`` holds: enough to rebuild the request for ``--resume``."""
+        spec = {k: (None if v is None else str(v)) if k in ("train", "meta", "test") else v
+                for k, v in self.problem.__dict__.items()}
+        return {"problem": spec, "method": self.method, "steps": self.steps, "seed": self.seed, "chains": self.chains,
+                "track_weights": self.track_weights, "checkpoint_every": self.checkpoint_every,
+                "on_divergence": self.on_divergence}
 
     def bads_config(self) -> BADSConfig:
         """The :class:`BADSConfig` of a BADS method with this request's overrides."""
@@ -104,6 +122,20 @@ class RunRequest:
             overrides["track_weights"] = None if self.track_weights == "all" else self.track_weights
         return replace(BADSConfig(), **overrides)
 
+
+def resume_request(out: Path) -> RunRequest:
+    """The request of the unfinished run in ``out`` (from its ``request.json``), marked to resume."""
+    out = Path(out)
+    path = out / REQUEST_FILE
+    if not path.is_file():
+        raise ValidationError("resume", f"{out} holds no {REQUEST_FILE}: it is not a pyrodps run folder")
+    if (out / "metrics.json").is_file():
+        raise ValidationError("resume", f"the run in {out} has finished already (metrics.json exists)")
+    d = json.loads(path.read_text())
+    files = {k: None if d["problem"].get(k) is None else Path(d["problem"][k]) for k in ("train", "meta", "test")}
+    spec = ProblemSpec(d["problem"]["scenario"], d["problem"]["options"], **files)
+    return RunRequest(spec, d["method"], out, d["steps"], d["seed"], chains=d["chains"], track_weights=d["track_weights"],
+                      checkpoint_every=d["checkpoint_every"], on_divergence=d["on_divergence"], resume=True)
 
 def check_output_dir(out: Path, force: bool) -> None:
     """Refuse a non-empty output folder unless ``force``."""
@@ -131,11 +163,17 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
     """Run the request and write its results; returns the metrics."""
     request.validate()
     problem = request.problem.build(request.seed)  # validates the arrays before any training
-    fit = None
+    out = Path(request.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not request.resume:
+        (out / CHECKPOINT_FILE).unlink(missing_ok=True)  # --force: never resume someone else's run
+        write_json(out / REQUEST_FILE, request.to_dict())
+    options: dict = {}
     if request.method in BADS_METHODS:
-        res, fit = _run_bads(problem, request, progress)
-    else:
-        res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress)
+        options = {"bads_config": request.bads_config(), "checkpoint_dir": out,
+                   "checkpoint_every": request.checkpoint_every, "guard": DivergenceGuard(action=request.on_divergence)}
+    res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress, **options)
+    fit = res.fit
     metrics = {
         "scenario": request.problem.name,
         "scenario_options": request.problem.options,
@@ -145,8 +183,8 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
         "num_test": int(problem.x_test.shape[0]),
         "machine": machine_description(),
     }
-    out = Path(request.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if fit is not None:
+        metrics["sampler_events"] = fit.samples.extras  # step-size back-offs, resumptions
     spec = {k: (str(v) if isinstance(v, Path) else v) for k, v in request.problem.__dict__.items()}
     write_json(out / "config.json", {"problem": spec, "method": request.method, "seed": request.seed, "config": res.config})
     if res.weight_mean is not None:
@@ -162,16 +200,6 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
 
         write_netcdf(fit.to_arviz(), out / "posterior.nc")
     write_json(out / "metrics.json", metrics)
+    (out / CHECKPOINT_FILE).unlink(missing_ok=True)  # every result is written: the checkpoint is spent
     return metrics
 
-
-def _run_bads(problem: SelectionProblem, request: RunRequest, progress: bool) -> tuple[MethodResult, BADSFit]:
-    """The BADS branch of :func:`pyrodps.methods.run_method`, keeping the fit (its draws go to
-    ``posterior.nc``) and taking the request's chains and tracked weights."""
-    start = time.perf_counter()
-    config = request.bads_config()
-    config.validate()
-    fit = fit_bads(problem, config, seed=request.seed, progress=progress)
-    res = MethodResult(request.method, request.seed, config.steps, time.perf_counter() - start, fit.test_probs,
-                       fit.accuracy_trace, fit.weight_mean, fit.weight_std, fit.config.to_dict())
-    return res, fit

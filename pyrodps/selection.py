@@ -10,7 +10,10 @@ This is the Python API behind ``pyrodps run --method bads``::
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +31,8 @@ from pyrodps.inference import (
     SampleResult,
     sample,
 )
+from pyrodps.inference.checkpoint import Checkpointer
+from pyrodps.inference.guard import DivergenceGuard
 from pyrodps.inference.minibatch import check_batch_sizes
 from pyrodps.models import (
     BADSModel,
@@ -198,14 +203,26 @@ def fit_bads(
     seed: int = 0,
     net: nn.Module | None = None,
     progress: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 500,
+    guard: DivergenceGuard | None = None,
+    memory_budget: int | None = None,
+    spill_dir: str | Path | None = None,
 ) -> BADSFit:
     """Sample the BADS posterior of ``problem`` and summarise it.
 
     The test predictions are the posterior predictive ``(1/S) Σ_s p(y | x, θ_s)`` over the kept
     draws of all chains; the weights are the posterior means and standard deviations.
+
+    Long runs: with ``checkpoint_dir`` the run is checkpointed to ``checkpoint_dir/checkpoint.pt``
+    every ``checkpoint_every`` steps and, if that file exists, **resumed** from it (the result equals
+    an uninterrupted run's bit for bit on CPU; a checkpoint of another configuration, seed or data
+    set is refused). ``guard`` sets the divergence guard (default: raise on a non-finite value).
+    ``memory_budget`` (bytes) spills kept draws to ``spill_dir`` (default ``checkpoint_dir/draws``).
     """
     config = config or BADSConfig()
     config.validate()
+    check_positive_int("checkpoint_every", checkpoint_every)
     config = config.resolved(problem)
     data = to_selection_data(problem)
     check_batch_sizes(data, config.batch_size, config.meta_batch_size)
@@ -267,6 +284,24 @@ def fit_bads(
         tracker.record(chain, state.theta, tracked_w, step=state.step - 1, step_size=kernel.step_size(state.step - 1),
                        test_accuracy=draw_accuracy)
 
+    checkpoint = None
+    if checkpoint_dir is not None:
+        identity = {"config": config.to_dict(), "seed": seed, "data": problem_fingerprint(problem),
+                    "net": None if net is None else repr(net)}
+        checkpoint = Checkpointer(Path(checkpoint_dir) / "checkpoint.pt", checkpoint_every, identity)
+    if memory_budget is not None and spill_dir is None:
+        spill_dir = Path(checkpoint_dir) / "draws" if checkpoint_dir is not None else Path(tempfile.mkdtemp(prefix="pyrodps-draws-"))
+
+    class FitState:  # what on_draw accumulates, checkpointed with the run
+        def get(self) -> dict:
+            return {"prob_sum": prob_sum, "n_draws": n_draws[0], "trace": list(trace), "tracker": tracker.get()}
+
+        def set(self, value: dict) -> None:
+            prob_sum.copy_(value["prob_sum"])
+            n_draws[0] = value["n_draws"]
+            trace[:] = [tuple(x) for x in value["trace"]]
+            tracker.set(value["tracker"])
+
     result = sample(
         kernel,
         lambda gen: MinibatchStream(data, config.batch_size, config.meta_batch_size, gen),
@@ -280,6 +315,11 @@ def fit_bads(
         on_draw=on_draw,
         progress=progress,
         average_window=config.average_window,
+        checkpoint=checkpoint,
+        extra_state=FitState(),
+        guard=guard,
+        memory_budget=memory_budget,
+        spill_dir=spill_dir,
     )
     mean, std = result.weight_mean_std()
     probs = (prob_sum / max(n_draws[0], 1)).numpy()
@@ -289,6 +329,17 @@ def fit_bads(
     train_loss = np.mean([_train_nll(model, data, s).numpy() for s in result.states], axis=0)
     return BADSFit(mean_np, std.numpy(), probs, accuracy(probs, problem.y_test), auroc, result, trace, config,
                    None if window_mean is None else window_mean.numpy(), tracker.arrays(), train_loss)
+
+
+def problem_fingerprint(problem: SelectionProblem) -> str:
+    """A hash of the arrays the sampler sees (train and meta sets, number of classes)."""
+    h = hashlib.sha256()
+    for a in (problem.x_train, problem.y_train, problem.x_meta, problem.y_meta):
+        arr = np.ascontiguousarray(a)
+        h.update(str((arr.shape, arr.dtype)).encode())
+        h.update(arr.tobytes())
+    h.update(str(problem.num_classes).encode())
+    return h.hexdigest()[:16]
 
 
 def _train_nll(model: BADSModel, data: SelectionData, state, idx: torch.Tensor | None = None) -> torch.Tensor:

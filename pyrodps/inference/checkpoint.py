@@ -25,6 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pyrodps.errors import PyrodpsError
@@ -69,8 +70,10 @@ def snapshot(obj: Any) -> Any:
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, torch.Generator):
         return {"__generator__": obj.get_state()}
-    if isinstance(obj, _SCALARS):
+    if isinstance(obj, (*_SCALARS, np.generic)):
         return obj
+    if isinstance(obj, np.ndarray):
+        return obj.copy()
     if isinstance(obj, (list, tuple)):
         return [snapshot(v) for v in obj]
     if isinstance(obj, dict):
