@@ -1,8 +1,11 @@
 """Generate the README's results tables from the benchmark JSON (never typed by hand).
 
-Reads ``benchmarks/results/compare/*/comparison.json`` (written by ``benchmarks/scenarios.sh``) and
-``benchmarks/results/meta_sweep.json``, and rewrites the part of README.md between
-``<!-- results:begin -->`` and ``<!-- results:end -->``. ``--check`` exits 1 if README.md is stale.
+Reads ``benchmarks/results/compare/*/comparison.json`` (written by ``benchmarks/scenarios.sh``),
+``benchmarks/results/meta_sweep.json`` and, when they exist, ``benchmarks/results/blo_vs_bads.json``
+(per-step time and peak memory of SGD, BADS, L2RW and Meta-Weight-Net; quality at equal steps and
+equal wall-clock) and ``benchmarks/results/binary_imbalance_sweep.json``, and rewrites the part of
+README.md between ``<!-- results:begin -->`` and ``<!-- results:end -->``. ``--check`` exits 1 if
+README.md is stale.
 """
 
 from __future__ import annotations
@@ -14,11 +17,104 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+BLO_TIMING_METHODS = ("sgd", "bads", "l2rw", "mwn")
+BLO_QUALITY_METHODS = ("bads", "l2rw", "mwn", "mixing")
 
 
 def _cell(summary: dict, key: str) -> str:
     v = summary.get(key)
     return "-" if v is None else f"{v['mean']:.3f} ± {v['sd']:.3f}"
+
+
+def _num(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _in_order(names, order: tuple[str, ...]) -> list[str]:
+    """``names`` in the order of ``order`` (JSON keys come back sorted), unknown ones last."""
+    rank = {m: i for i, m in enumerate(order)}
+    return sorted(names, key=lambda m: (rank.get(m, len(rank)), m))
+
+
+def render_blo_vs_bads(r: dict) -> list[str]:
+    """Markdown lines for ``blo_vs_bads.json``: per device a step-time and a peak-memory table (one
+    row per network), then per budget a quality table (one row per problem and method)."""
+    parts: list[str] = []
+    for device, block in r.get("timing", {}).items():
+        networks = block.get("networks", {})
+        if not networks:
+            continue
+        methods = _in_order({m for n in networks.values() for m in n["methods"]}, BLO_TIMING_METHODS)
+        steps = sorted({n["timed_steps"] for n in networks.values()})
+        isolated = all(rec.get("isolated_process", True) for n in networks.values() for rec in n["methods"].values())
+        where = "each method in its own process" if isolated else "all methods in one process: memory not isolated"
+        parts.append(f"**BADS vs bi-level baselines: per-step cost** ({device}; median of {','.join(map(str, steps))} "
+                     f"timed steps, {where}; train batch 128, meta batch min(128, M))\n")
+        parts.append("| network | " + " | ".join(f"{m} ms" for m in methods) + " | l2rw / bads | mwn / bads | bads / sgd |")
+        parts.append("|---|" + "---|" * (len(methods) + 3))
+        for name, n in networks.items():
+            ra = n["ratios"]
+            cells = [_num(n["methods"][m]["median_ms"], ".2f") if m in n["methods"] else "-" for m in methods]
+            cells += [_num(ra["time_l2rw_over_bads"], ".2f"), _num(ra["time_mwn_over_bads"], ".2f"),
+                      _num(ra["time_bads_over_sgd"], ".2f")]
+            label = f"{n['label']}, synthetic inputs" if n.get("synthetic_inputs") else n["label"]
+            parts.append(f"| {name} ({label}) | " + " | ".join(cells) + " |")
+        parts.append("")
+        figure = {n["ratios"]["memory_figure"] for n in networks.values()}
+        what = "GPU max_memory_allocated" if figure == {"cuda_peak_growth_mib"} else "peak RSS"
+        parts.append(f"**Peak memory growth above the footprint before the first step, MiB** ({device}, {what})\n")
+        parts.append("| network | " + " | ".join(methods) + " | bads / l2rw | bads / mwn |")
+        parts.append("|---|" + "---|" * (len(methods) + 2))
+        for name, n in networks.items():
+            key, ra = n["ratios"]["memory_figure"], n["ratios"]
+            cells = [_num(n["methods"][m].get(key), ".1f") if m in n["methods"] else "-" for m in methods]
+            cells += [_num(ra["memory_bads_over_l2rw"], ".2f"), _num(ra["memory_bads_over_mwn"], ".2f")]
+            parts.append(f"| {name} | " + " | ".join(cells) + " |")
+        parts.append("")
+    problems = r.get("quality", {}).get("problems", {})
+    for budget, label in (("equal-steps", "equal steps"), ("equal-wall", "equal wall-clock (the BADS run's)")):
+        rows = [(name, p) for name, p in problems.items() if budget in p.get("summary", {})]
+        if not rows:
+            continue
+        seeds = sorted({s for _, p in rows for s in p["seeds"]})
+        parts.append(f"**BADS vs bi-level baselines at {label}**, seeds {','.join(map(str, seeds))}\n")
+        parts.append("| problem | method | steps | test accuracy | balanced accuracy | selection AUROC |")
+        parts.append("|---|---|---|---|---|---|")
+        for name, p in rows:
+            summary = p["summary"][budget]
+            for m in _in_order(summary, BLO_QUALITY_METHODS):
+                s = summary[m]
+                parts.append(f"| {name} | {m} | {s['steps']['mean']:.0f} | {_cell(s, 'test_accuracy')} | "
+                             f"{_cell(s, 'balanced_accuracy')} | {_cell(s, 'selection_auroc')} |")
+        parts.append("")
+    return parts
+
+
+def _span(values) -> str:
+    """``"a"`` when all values are ``a``, else ``"min-max"``."""
+    v = sorted(values)
+    return str(v[0]) if v[0] == v[-1] else f"{v[0]}-{v[-1]}"
+
+
+def render_binary_sweep(r: dict) -> list[str]:
+    """Markdown lines for ``binary_imbalance_sweep.json``: test accuracy and balanced accuracy per
+    positive ratio (rows) and method (columns)."""
+    parts: list[str] = []
+    methods = r["methods"]
+    seeds = ",".join(map(str, r["seeds"]))
+    for key, label in (("test_accuracy", "test accuracy"), ("balanced_accuracy", "balanced accuracy")):
+        parts.append(f"**{r['scenario']} sweep** (4 vs 9, {r['meta_per_class']} meta examples per class; {label}), "
+                     f"seeds {seeds}\n")
+        parts.append("| fraction of 9s | train N (4s) | " + " | ".join(methods) + " |")
+        parts.append("|---|---|" + "---|" * len(methods))
+        for ratio in r["ratios"]:
+            sizes = r["train_sizes"][str(ratio)]
+            s = r["summary"][str(ratio)]
+            cells = [_cell(s[m], key) if m in s else "-" for m in methods]
+            parts.append(f"| {ratio} | {_span(x['num_train'] for x in sizes)} ({_span(x['num_minority'] for x in sizes)}) | "
+                         + " | ".join(cells) + " |")
+        parts.append("")
+    return parts
 
 
 def render(results: Path) -> str:
@@ -47,6 +143,12 @@ def render(results: Path) -> str:
             s = r["summary"][str(k)]
             parts.append(f"| {k} | " + " | ".join(_cell(s[m], "test_accuracy") for m in r["methods"]) + " |")
         parts.append("")
+    blo = results / "blo_vs_bads.json"
+    if blo.is_file():
+        parts += render_blo_vs_bads(json.loads(blo.read_text()))
+    binary = results / "binary_imbalance_sweep.json"
+    if binary.is_file():
+        parts += render_binary_sweep(json.loads(binary.read_text()))
     if not parts:
         return "_No benchmark results yet: run `benchmarks/scenarios.sh`._\n"
     return "\n".join(parts)
