@@ -1,5 +1,6 @@
 # Two commands from a fresh clone: `make run` and `make test`.
 # torch is installed pinned together with the project; override with `make TORCH_SPEC=torch==2.x.y test`.
+# The `triton` extra brings the fused sampler kernels, which the tests run on CPU in Triton's interpreter.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -14,7 +15,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)" -e ".[dev]"
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" -e ".[dev,triton]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -23,6 +23,10 @@ Each step evaluates the minibatch energy and its gradients once
   O(ε) discretisation error (a test checks the density). ``T`` tempers the density of ``(θ, u)``,
   the sampler's coordinates. Only the B entries of the table in the batch are read and written:
   per-step work does not grow with N.
+
+Both updates dispatch (``backend``, :mod:`pyrodps.inference.fused`): torch by default on CPU
+(results unchanged, noise from the chain's generator), fused Triton kernels on CUDA, whose noise
+is the counter-based stream keyed on ``(seed, step, block)``.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from dataclasses import dataclass
 import torch
 
 from pyrodps.errors import ValidationError, check_positive
+from pyrodps.inference import fused
 from pyrodps.inference.gradients import make_gradient
-from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_step_
+from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_step_, langevin_update_
 from pyrodps.inference.kernel import make_generator
 from pyrodps.inference.schedules import Schedule, as_schedule
 from pyrodps.models.bads import BADSModel, Batch
@@ -71,6 +76,8 @@ class BADSKernel:
         path: how gradients are computed: ``"fused"`` (fastest), ``"functional"`` (autograd of
             ``torch.func.functional_call``) or ``"reference"`` (autograd of the Pyro trace).
         init_theta: flat initial θ for a chain index, or ``None`` for the network as it was built.
+        backend: ``"auto"`` (Triton kernels for CUDA tensors, torch otherwise), ``"torch"`` or
+            ``"triton"`` for the θ/φ/θ' and w updates; ``None`` reads ``PYRODPS_KERNELS`` (default auto).
     """
 
     def __init__(
@@ -85,6 +92,7 @@ class BADSKernel:
         update_theta: bool = True,
         path: str = "fused",
         init_theta: Callable[[int], torch.Tensor] | None = None,
+        backend: str | None = None,
     ) -> None:
         self.model = model
         self.step_size = as_schedule(step_size, "step_size")
@@ -97,6 +105,7 @@ class BADSKernel:
         self.update_theta = bool(update_theta)
         self.gradient = make_gradient(model, path)
         self.init_theta = init_theta
+        self.backend = fused.check_backend(backend)
 
     def init(
         self, seed: int, chain: int = 0, *, u: torch.Tensor | None = None, companion: torch.Tensor | None = None
@@ -124,11 +133,13 @@ class BADSKernel:
             state.companion_precond_v = self.preconditioner.init(theta) if self.preconditioner else None
         return state
 
-    def _theta_step(self, theta: torch.Tensor, grad: torch.Tensor, v: torch.Tensor | None, state: BADSState) -> None:
+    def _theta_step(
+        self, theta: torch.Tensor, grad: torch.Tensor, v: torch.Tensor | None, state: BADSState, stream: int,
+        backend: str,
+    ) -> None:
         clip_norm_(grad, self.clip_norm)
-        inv_precond = self.preconditioner.update_(v, grad) if self.preconditioner else None
-        noise = torch.randn(grad.shape, generator=state.generator, dtype=grad.dtype, device=grad.device)
-        langevin_step_(theta, grad, self.step_size(state.step), self.temperature, noise, inv_precond)
+        langevin_update_(theta, grad, self.step_size(state.step), self.temperature, generator=state.generator,
+                         step=state.step, stream=stream, preconditioner=self.preconditioner, v=v, backend=backend)
 
     def step(
         self, state: BADSState, batch: Batch, diagnostics: bool = True
@@ -143,6 +154,7 @@ class BADSKernel:
         u_b = state.u.index_select(0, idx) if state.phi is None else None
         est = self.gradient(state.theta, state.phi if u_b is None else u_b, batch, self.update_theta, diagnostics)
         t, temp = state.step, self.temperature
+        backend = fused.resolve_backend(self.backend, state.theta.device)  # "torch" or "triton"
         with torch.no_grad():
             info: dict[str, torch.Tensor] = {}
             if diagnostics:
@@ -152,22 +164,33 @@ class BADSKernel:
             if self.update_theta:
                 if diagnostics:
                     info["grad_norm"] = torch.linalg.vector_norm(est.grad_theta)
-                self._theta_step(state.theta, est.grad_theta, state.precond_v, state)
+                self._theta_step(state.theta, est.grad_theta, state.precond_v, state, fused.STREAM_THETA, backend)
             info["idx"] = idx
             if state.phi is not None:
-                self._theta_step(state.phi, est.grad_phi, state.phi_precond_v, state)
+                self._theta_step(state.phi, est.grad_phi, state.phi_precond_v, state, fused.STREAM_PHI, backend)
                 info["w"] = est.w
                 state.step = t + 1
                 return state, info
-            grad_u = est.grad_u
+            grad_u, comp = est.grad_u, None
             if state.companion is not None:
                 w_b = est.w
                 comp = self.gradient.companion(state.companion, w_b, batch)
                 if self.update_theta:
-                    self._theta_step(state.companion, comp.grad_theta, state.companion_precond_v, state)
-                grad_u = grad_u.addcmul_(comp.nll_train, w_b * (1.0 - w_b), value=self.model.rho_theta)
+                    self._theta_step(state.companion, comp.grad_theta, state.companion_precond_v, state,
+                                     fused.STREAM_COMPANION, backend)
                 if diagnostics:
                     info["companion_nll"] = comp.nll_train.mean()
+            if backend == "triton":
+                # one launch: gather u_i, add the companion term, Langevin step, scatter back
+                info["w"] = fused.weight_block_update_(
+                    state.u, idx, step_size=self.weight_step_size(t), temperature=temp,
+                    rho_theta=self.model.rho_theta, grad_base=grad_u,
+                    companion_nll=None if comp is None else comp.nll_train,
+                    noise=fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U), backend="triton")
+                state.step = t + 1
+                return state, info
+            if comp is not None:
+                grad_u = grad_u.addcmul_(comp.nll_train, w_b * (1.0 - w_b), value=self.model.rho_theta)
             # w block: ascent on log p(u_i | θ), i.e. descent on its negative.
             noise_u = torch.randn(idx.shape, generator=state.generator, dtype=u_b.dtype, device=u_b.device)
             u_new = langevin_step_(u_b, grad_u.neg_(), self.weight_step_size(t), temp, noise_u)

@@ -7,6 +7,10 @@ The (preconditioned) SGLD update of Welling & Teh (2011) and Li et al. (2016), a
 with ``G = I`` (SGLD) or ``G = diag(1 / (λ + sqrt(V)))``, ``V ← α V + (1 - α) ∇U²`` (pSGLD; the
 ``Γ(θ)`` correction term is dropped, as in the paper's practical algorithm). For a Gaussian energy
 the stationary covariance is ``T Σ`` up to an ``O(η)`` discretisation error.
+
+:func:`langevin_update_` is the whole update (preconditioner, noise, step) for the samplers: the
+torch operations below on the torch backend, one fused Triton kernel on the Triton backend
+(:mod:`pyrodps.inference.fused` says which runs when; CPU tensors take the torch path by default).
 """
 
 from __future__ import annotations
@@ -57,6 +61,53 @@ def langevin_step_(
         x.addcdiv_(grad_energy, inv_precond, value=-0.5 * step_size)
         x.addcdiv_(noise, inv_precond.sqrt_(), value=math.sqrt(step_size * temperature))
     return x
+
+
+_FUSED = None
+
+
+def _fused():
+    """:mod:`pyrodps.inference.fused.dispatch`, imported on first use (it imports this module)."""
+    global _FUSED
+    if _FUSED is None:
+        from pyrodps.inference.fused import dispatch
+
+        _FUSED = dispatch
+    return _FUSED
+
+
+def langevin_update_(
+    x: torch.Tensor,
+    grad_energy: torch.Tensor,
+    step_size: float,
+    temperature: float,
+    *,
+    generator: torch.Generator,
+    step: int,
+    stream: int = 0,
+    preconditioner: RMSprop | None = None,
+    v: torch.Tensor | None = None,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """In place on flat ``x`` (and ``v``): the (p)SGLD update ``x ← x - (η/2) G ∇U + sqrt(η T G) ξ``,
+    ``V`` updated first (pSGLD). Returns ``x``.
+
+    Torch backend: ``ξ = torch.randn`` from ``generator``. Triton backend (``backend`` or
+    ``PYRODPS_KERNELS``; ``auto`` picks it for CUDA tensors): one fused kernel, ``ξ`` made in-kernel
+    from the counter-based stream keyed on ``(generator.initial_seed(), step, stream)``; give each
+    block a chain moves at a step its own ``stream``.
+    """
+    fused = _fused()
+    if fused.resolve_backend(backend, x.device) == "torch":
+        inv_precond = preconditioner.update_(v, grad_energy) if preconditioner else None
+        noise = torch.randn(grad_energy.shape, generator=generator, dtype=grad_energy.dtype, device=grad_energy.device)
+        return langevin_step_(x, grad_energy, step_size, temperature, noise, inv_precond)
+    key = fused.NoiseKey(generator.initial_seed(), step, stream)
+    if preconditioner is None:
+        return fused.sgld_update_(x, grad_energy, step_size=step_size, temperature=temperature, noise=key,
+                                  backend="triton")
+    return fused.sgld_update_(x, grad_energy, step_size=step_size, temperature=temperature, noise=key, v=v,
+                              alpha=preconditioner.alpha, eps=preconditioner.eps, backend="triton")
 
 
 def clip_norm_(grad: torch.Tensor, max_norm: float | None) -> torch.Tensor:
