@@ -268,7 +268,10 @@ def fit_bads(
     n_draws = [0]
     trace: list[tuple[int, float]] = []
     tracked_points = tracked_point_indices(data.num_train, config.track_weights)
-    tracker = PosteriorTracker(model.layout.size, tracked_points, config.theta_projections)
+    if memory_budget is not None and spill_dir is None:
+        spill_dir = Path(checkpoint_dir) / "draws" if checkpoint_dir is not None else Path(tempfile.mkdtemp(prefix="pyrodps-draws-"))
+    tracker = PosteriorTracker(model.layout.size, tracked_points, config.theta_projections, memory_budget=memory_budget,
+                               spill_dir=None if spill_dir is None else Path(spill_dir) / "tracked")
     tracked_idx = torch.as_tensor(tracked_points)
 
     def on_draw(chain: int, state, info) -> None:
@@ -289,8 +292,6 @@ def fit_bads(
         identity = {"config": config.to_dict(), "seed": seed, "data": problem_fingerprint(problem),
                     "net": None if net is None else repr(net)}
         checkpoint = Checkpointer(Path(checkpoint_dir) / "checkpoint.pt", checkpoint_every, identity)
-    if memory_budget is not None and spill_dir is None:
-        spill_dir = Path(checkpoint_dir) / "draws" if checkpoint_dir is not None else Path(tempfile.mkdtemp(prefix="pyrodps-draws-"))
 
     class FitState:  # what on_draw accumulates, checkpointed with the run
         def get(self) -> dict:

@@ -15,6 +15,7 @@ in general, so :class:`PosteriorTracker` keeps, at every kept draw s of every ch
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +23,7 @@ import torch
 import xarray as xr
 
 from pyrodps.errors import ValidationError, check_positive_int
+from pyrodps.inference.draw_store import DrawStore
 
 if TYPE_CHECKING:
     from pyrodps.selection import BADSFit
@@ -43,52 +45,69 @@ def tracked_point_indices(num_points: int, limit: int | None) -> np.ndarray:
 
 
 class PosteriorTracker:
-    """Per-chain lists of the per-draw summaries described in the module docstring.
+    """Per-chain draws of the summaries described in the module docstring, kept in a
+    :class:`~pyrodps.inference.draw_store.DrawStore` per chain: in memory up to ``memory_budget``
+    bytes per chain, spilled to ``spill_dir`` past it (so a long run's memory stays flat).
 
-    Memory: ``chains × draws × (K + 4 + len(tracked_points))`` numbers.
+    Memory: ``chains × draws × (K + 4 + len(tracked_points))`` numbers, or the budget.
     """
 
-    def __init__(self, num_params: int, tracked_points: np.ndarray, num_projections: int = 4) -> None:
+    NAMES = ("param_norm", "theta_projection", "step", "step_size", "test_accuracy", "w")
+
+    def __init__(self, num_params: int, tracked_points: np.ndarray, num_projections: int = 4, *,
+                 memory_budget: int | None = None, spill_dir: str | Path | None = None) -> None:
         check_positive_int("num_params", num_params)
         check_positive_int("theta_projections", num_projections, minimum=0)
         gen = torch.Generator().manual_seed(PROJECTION_SEED)
         d = torch.randn(num_projections, num_params, generator=gen, dtype=torch.float64)
         self.directions = d / torch.linalg.vector_norm(d, dim=1, keepdim=True).clamp(min=1e-300)
+        self._directions: torch.Tensor | None = None  # the directions in θ's dtype and device
         self.tracked_points = np.asarray(tracked_points, dtype=np.int64)
-        self._rows: list[list[dict[str, np.ndarray]]] = []
+        self.memory_budget = memory_budget
+        self.spill_dir = None if spill_dir is None else Path(spill_dir)
+        self._stores: list[DrawStore] = []
+
+    def _store(self, chain: int) -> DrawStore:
+        while len(self._stores) <= chain:
+            k = len(self._stores)
+            self._stores.append(DrawStore(self.NAMES, self.memory_budget,
+                                          None if self.spill_dir is None else self.spill_dir / f"chain{k}"))
+        return self._stores[chain]
 
     def record(self, chain: int, theta: torch.Tensor, tracked_w: torch.Tensor | None, *, step: int,
                step_size: float, test_accuracy: float) -> None:
         """Keep one draw of ``chain`` (chains must be recorded in order 0, 1, ...)."""
-        while len(self._rows) <= chain:
-            self._rows.append([])
-        theta64 = theta.detach().to(torch.float64).reshape(-1).cpu()
-        row = {
-            "param_norm": np.float64(torch.linalg.vector_norm(theta64)),
-            "theta_projection": (self.directions @ theta64).numpy(),
-            "step": np.int64(step),
-            "step_size": np.float64(step_size),
-            "test_accuracy": np.float64(test_accuracy),
-        }
-        if tracked_w is not None:
-            row["w"] = tracked_w.detach().to(torch.float64).cpu().numpy()
-        self._rows[chain].append(row)
+        store = self._store(chain)
+        # in θ's own precision: a float64 copy of θ per draw would churn the allocator on long runs
+        flat = theta.detach().reshape(-1)
+        if self._directions is None or self._directions.dtype != flat.dtype or self._directions.device != flat.device:
+            self._directions = self.directions.to(flat.dtype).to(flat.device)
+        store.append("param_norm", torch.linalg.vector_norm(flat).to(torch.float64))
+        store.append("theta_projection", (self._directions @ flat).to(torch.float64))
+        store.append("step", torch.tensor(step, dtype=torch.int64))
+        store.append("step_size", torch.tensor(step_size, dtype=torch.float64))
+        store.append("test_accuracy", torch.tensor(test_accuracy, dtype=torch.float64))
+        w = torch.empty(0, dtype=torch.float64) if tracked_w is None else tracked_w.detach().to(torch.float64).cpu()
+        store.append("w", w)
 
-    def get(self) -> list[list[dict[str, np.ndarray]]]:
+    def get(self) -> list[dict]:
         """The recorded draws (for a checkpoint: the driver's ``ExtraState`` protocol)."""
-        return self._rows
+        return [store.state() for store in self._stores]
 
-    def set(self, value: list[list[dict[str, np.ndarray]]]) -> None:
+    def set(self, value: list[dict]) -> None:
         """Put back what :meth:`get` returned."""
-        self._rows = [list(rows) for rows in value]
+        self._stores = []
+        for chain, state in enumerate(value):
+            self._store(chain).load_state(state)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every kept quantity stacked as ``(chains, draws, ...)``, plus ``tracked_points``."""
-        if not self._rows or not all(self._rows):
+        if not self._stores or not all(store.count for store in self._stores):
             return {"tracked_points": self.tracked_points}
-        draws = min(len(rows) for rows in self._rows)
-        out = {name: np.stack([np.stack([r[name] for r in rows[:draws]]) for rows in self._rows])
-               for name in self._rows[0][0]}
+        draws = min(store.count for store in self._stores)
+        out = {name: np.stack([store.stacked(name)[:draws].numpy() for store in self._stores]) for name in self.NAMES}
+        if out["w"].shape[-1] == 0:
+            del out["w"]
         out["tracked_points"] = self.tracked_points
         return out
 
