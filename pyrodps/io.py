@@ -9,19 +9,23 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically."""
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Replace ``path`` atomically with what ``write(tmp)`` writes to a temporary path in the same
+    folder: the temporary file is flushed to disk (``fsync``), renamed over ``path``, and the folder
+    is ``fsync``-ed so the rename itself survives a crash. On any error the temporary file goes."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        write(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -33,6 +37,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically."""
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def write_json(path: str | Path, obj: object) -> None:

@@ -17,8 +17,6 @@ against a fake ``arviz`` module whose functions follow the 1.x signatures.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import arviz as az
@@ -69,24 +67,10 @@ def group(data: object, name: str) -> xr.Dataset:
 
 def write_netcdf(data: object, path: str | Path) -> Path:
     """Write ``data`` to ``path`` atomically: a temporary file in the same folder, fsync, rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        data.to_netcdf(tmp, engine=NETCDF_ENGINE)  # same call for InferenceData and DataTree
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return path
+    from pyrodps.io import atomic_write
+
+    # the same call for InferenceData and DataTree
+    return atomic_write(path, lambda tmp: data.to_netcdf(tmp, engine=NETCDF_ENGINE))
 
 
 def read_netcdf(path: str | Path) -> object:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ import numpy as np
 import torch
 
 from pyrodps.errors import PyrodpsError
+from pyrodps.io import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -115,25 +114,9 @@ def restore_(obj: Any, snap: Any) -> Any:
 
 # ----------------------------------------------------------------------------- files
 def atomic_torch_save(payload: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, ``fsync``, rename over ``path``, then
-    ``fsync`` the folder so the rename itself is durable."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """``torch.save`` to ``path`` atomically (:func:`pyrodps.io.atomic_write`: temporary file,
+    ``fsync``, rename, ``fsync`` of the folder)."""
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 class Checkpointer:

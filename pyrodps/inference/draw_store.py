@@ -10,13 +10,13 @@ block holds as many draws as fit the budget, and a full block is written as one 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from pyrodps.errors import ValidationError
+from pyrodps.io import atomic_write
 
 BLOCK_ROWS = 256  # rows per block without a budget
 MAX_BLOCK_ROWS = 4096
@@ -95,12 +95,7 @@ class DrawStore:
             if rows is None:
                 continue
             path = self.spill_dir / f"{name}.{len(self.chunks[name]):05d}.npy"
-            tmp = path.with_suffix(".tmp.npy")
-            with open(tmp, "wb") as f:
-                np.save(f, rows.numpy())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, lambda tmp, rows=rows: _save_npy(tmp, rows.numpy()))
             self.chunks[name].append(path.name)
             self.done[name] = []
             self.open[name] = None  # a partly filled block was written too: start a fresh one
@@ -136,3 +131,8 @@ class DrawStore:
         self.done = {n: [] if state["rows"][n] is None else [state["rows"][n].clone()] for n in self.names}
         self.open = {n: None for n in self.names}
         self.rows = 0
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append ".npy" to a bare name
+        np.save(f, array)
