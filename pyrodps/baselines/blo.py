@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Self
 
 import numpy as np
@@ -33,13 +33,13 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from pyrodps.baselines.sgd import SGDConfig
 from pyrodps.data.dataset import SelectionProblem
 from pyrodps.diagnostics.metrics import accuracy
-from pyrodps.errors import ValidationError, check_fraction, check_positive, check_positive_int
+from pyrodps.errors import ValidationError, check_positive_int
 from pyrodps.inference.kernel import make_generator
 from pyrodps.inference.minibatch import IndexStream
 from pyrodps.inference.weight_stats import OnlineWeightStats
-from pyrodps.models.networks import check_hidden_sizes
 
 Params = dict[str, torch.Tensor]
 
@@ -56,51 +56,28 @@ def check_nonnegative_finite(argument: str, value: float) -> float:
 
 
 @dataclass
-class BLOConfig:
-    """Settings shared by the BLO baselines. The real step is momentum SGD with weight decay, as in
-    :class:`~pyrodps.baselines.sgd.SGDConfig`; ``lr=None`` picks the same rule (0.003 for vectors,
-    0.01 for sequences and images). ``batch_size`` and ``meta_batch_size`` are capped at the sizes
-    of the train and meta sets by :meth:`resolved` (a meta set of 50 points is used whole)."""
+class BLOConfig(SGDConfig):
+    """Settings shared by the BLO baselines: those of :class:`~pyrodps.baselines.sgd.SGDConfig` for
+    the real step (momentum SGD with weight decay; ``lr=None`` picks the same rule, 0.003 for vectors
+    and 0.01 for sequences and images) plus ``meta_batch_size``. Both batch sizes are capped at the
+    sizes of the train and meta sets by :meth:`resolved` (a meta set of 50 points is used whole)."""
 
-    steps: int = 3000
-    batch_size: int = 128
     meta_batch_size: int = 128
-    lr: float | None = None
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    hidden: tuple[int, ...] = (256, 256)  # the BADS default network
 
     def validate(self) -> None:
         """Raise :class:`~pyrodps.errors.ValidationError` naming the first bad field."""
-        check_positive_int("steps", self.steps)
-        check_positive_int("batch_size", self.batch_size)
+        super().validate()
         check_positive_int("meta_batch_size", self.meta_batch_size)
-        if self.lr is not None:
-            check_positive("lr", self.lr)
-        check_fraction("momentum", self.momentum)
-        check_nonnegative_finite("weight_decay", self.weight_decay)
-        check_hidden_sizes("hidden", self.hidden)
 
     def resolved(self, problem: SelectionProblem) -> Self:
         """A copy with ``lr`` filled in for ``problem``'s kind of input and the batch sizes capped
         at the sizes of its train and meta sets."""
-        from pyrodps.selection import input_family
-
-        lr = (
-            self.lr
-            if self.lr is not None
-            else (0.003 if input_family(problem) == "vector" else 0.01)
-        )
         return replace(
-            self,
-            lr=lr,
+            super().resolved(problem),
             hidden=tuple(self.hidden),
             batch_size=min(self.batch_size, problem.num_train),
             meta_batch_size=min(self.meta_batch_size, int(problem.x_meta.shape[0])),
         )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
