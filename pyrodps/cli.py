@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", type=Path, metavar="DIR",
                    help="continue the interrupted run in DIR from its last checkpoint (no other options needed)")
     r.add_argument("--checkpoint-every", type=int, default=500, help="BADS: steps between checkpoints (default 500)")
+    r.add_argument("--memory-budget-mib", type=float, default=None,
+                   help="BADS: MiB of kept draws held in memory; past it they are spilled to OUT/draws")
     r.add_argument("--on-divergence", default="raise", choices=("raise", "backoff"),
                    help="BADS: on a non-finite value, stop (raise) or halve the step size and go on (backoff)")
     r.add_argument("--steps", type=int, default=None, help="number of sampler / SGD steps")
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                         raise ValidationError(flag, f"--{flag} is required (or --resume DIR)")
                 req = RunRequest(_problem_spec(args), args.method, args.out, args.steps, args.seed, args.force,
                                  chains=args.chains, track_weights=args.track_weights,
-                                 checkpoint_every=args.checkpoint_every, on_divergence=args.on_divergence)
+                                 checkpoint_every=args.checkpoint_every, on_divergence=args.on_divergence,
+                                 memory_budget_mib=args.memory_budget_mib)
             metrics = run(req, progress=not args.no_progress)
             print(json.dumps({k: metrics[k] for k in SUMMARY_ROWS if k in metrics}, indent=2))
         elif args.command == "compare":

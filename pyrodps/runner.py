@@ -22,7 +22,13 @@ import torch
 import pyrodps
 from pyrodps.data import SCENARIOS, load_npz_problem, make_scenario, scenario_options
 from pyrodps.data.dataset import SelectionProblem
-from pyrodps.errors import OutputExistsError, ValidationError, check_choice, check_positive_int
+from pyrodps.errors import (
+    OutputExistsError,
+    ValidationError,
+    check_choice,
+    check_positive,
+    check_positive_int,
+)
 from pyrodps.inference.guard import GUARD_ACTIONS, DivergenceGuard
 from pyrodps.io import write_json, write_npz
 from pyrodps.methods import BADS_METHODS, METHODS, run_method
@@ -83,11 +89,14 @@ class RunRequest:
     checkpoint_every: int = 500  # BADS: steps between checkpoints in out/checkpoint.pt
     on_divergence: str = "raise"  # BADS: "raise" or "backoff" (halve the step size and go on)
     resume: bool = False  # continue the run whose request.json and checkpoint.pt are in out
+    memory_budget_mib: float | None = None  # BADS: kept draws in memory before spilling to out/draws
 
     def validate(self) -> None:
         self.problem.validate()
         check_positive_int("checkpoint_every", self.checkpoint_every)
         check_choice("on_divergence", self.on_divergence, GUARD_ACTIONS)
+        if self.memory_budget_mib is not None:
+            check_positive("memory_budget_mib", self.memory_budget_mib)
         check_choice("method", self.method, METHODS)
         if self.steps is not None:
             check_positive_int("steps", self.steps)
@@ -111,7 +120,7 @@ class RunRequest:
                 for k, v in self.problem.__dict__.items()}
         return {"problem": spec, "method": self.method, "steps": self.steps, "seed": self.seed, "chains": self.chains,
                 "track_weights": self.track_weights, "checkpoint_every": self.checkpoint_every,
-                "on_divergence": self.on_divergence}
+                "on_divergence": self.on_divergence, "memory_budget_mib": self.memory_budget_mib}
 
     def bads_config(self) -> BADSConfig:
         """The :class:`BADSConfig` of a BADS method with this request's overrides."""
@@ -135,7 +144,8 @@ def resume_request(out: Path) -> RunRequest:
     files = {k: None if d["problem"].get(k) is None else Path(d["problem"][k]) for k in ("train", "meta", "test")}
     spec = ProblemSpec(d["problem"]["scenario"], d["problem"]["options"], **files)
     return RunRequest(spec, d["method"], out, d["steps"], d["seed"], chains=d["chains"], track_weights=d["track_weights"],
-                      checkpoint_every=d["checkpoint_every"], on_divergence=d["on_divergence"], resume=True)
+                      checkpoint_every=d["checkpoint_every"], on_divergence=d["on_divergence"], resume=True,
+                      memory_budget_mib=d.get("memory_budget_mib"))
 
 def check_output_dir(out: Path, force: bool) -> None:
     """Refuse a non-empty output folder unless ``force``."""
@@ -171,7 +181,9 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
     options: dict = {}
     if request.method in BADS_METHODS:
         options = {"bads_config": request.bads_config(), "checkpoint_dir": out,
-                   "checkpoint_every": request.checkpoint_every, "guard": DivergenceGuard(action=request.on_divergence)}
+                   "checkpoint_every": request.checkpoint_every, "guard": DivergenceGuard(action=request.on_divergence),
+                   "memory_budget": None if request.memory_budget_mib is None
+                   else max(1, int(request.memory_budget_mib * 2**20))}
     res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress, **options)
     fit = res.fit
     metrics = {

@@ -189,3 +189,16 @@ def test_draw_store_state_round_trip_mid_block(budget, tmp_path):
     for name in ("a", "b"):
         assert torch.equal(straight.stacked(name), resumed.stacked(name))
     assert resumed.count == 40 and resumed.stacked("b").tolist() == list(range(40))
+
+
+def test_cli_memory_budget_spills_draws_without_changing_results(tmp_path):
+    import json
+
+    from pyrodps.cli import main
+
+    args = ["run", "--scenario", "digits-label-noise", "--method", "bads", "--steps", "200", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--memory-budget-mib", "0.01"]) == 0
+    assert any((tmp_path / "b" / "draws").rglob("*.npy"))
+    ma, mb = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("a", "b"))
+    assert ma["test_accuracy"] == mb["test_accuracy"] and ma["selection_auroc"] == mb["selection_auroc"]
