@@ -25,11 +25,11 @@ class _Killer:
     def __getattr__(self, name):
         return getattr(self.kernel, name)
 
-    def step(self, state, batch, diagnostics=True):
+    def step(self, state, batch, diagnostics=True, **kw):
         self.calls += 1
         if self.calls > self.at:
             raise Interrupted
-        return self.kernel.step(state, batch, diagnostics)
+        return self.kernel.step(state, batch, diagnostics, **kw)
 
 
 def _bads_kernel(model, psgld=True):

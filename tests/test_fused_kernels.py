@@ -276,6 +276,35 @@ def test_bads_kernel_on_triton_is_reproducible(tk):
     assert state.step == 3
 
 
+def test_driver_lets_the_triton_weight_kernel_update_the_statistics(tk):
+    """With the Triton backend the weight-block kernel updates the online statistics in its own
+    launch (the driver skips its update); the statistics equal the driver's own bookkeeping."""
+    from pyrodps.inference import sample
+
+    data, model = small_problem()
+    results = []
+    for fuse in (True, False):
+        kernel = BADSKernel(model, step_size=1e-3, weight_step_size=0.3, backend="triton")
+        kernel.fuses_weight_stats = fuse
+        seen = []
+        step = kernel.step
+
+        def spy(*a, step=step, seen=seen, **k):
+            state, info = step(*a, **k)
+            seen.append(bool(info.get("stats_updated", False)))
+            return state, info
+
+        kernel.step = spy
+        res = sample(kernel, lambda g: MinibatchStream(data, 16, 4, g), num_steps=12, burn_in=4, seed=3,
+                     num_points=data.num_train, progress=False)
+        assert seen == [False] * 4 + [fuse] * 8  # statistics only after burn-in, in the kernel when fused
+        results.append(res.weight_stats[0])
+    fused_stats, driver_stats = results
+    assert fused_stats.count.sum() == 8 * 16
+    for name in ("count", "total", "total_sq"):
+        torch.testing.assert_close(getattr(fused_stats, name), getattr(driver_stats, name), rtol=1e-12, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- real GPU
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -141,14 +141,21 @@ class BADSKernel:
         langevin_update_(theta, grad, self.step_size(state.step), self.temperature, generator=state.generator,
                          step=state.step, stream=stream, preconditioner=self.preconditioner, v=v, backend=backend)
 
+    # the driver may hand the online weight statistics to step(): the Triton weight-block kernel
+    # updates them in the same launch (info["stats_updated"] says it did)
+    fuses_weight_stats = True
+
     def step(
-        self, state: BADSState, batch: Batch, diagnostics: bool = True
+        self, state: BADSState, batch: Batch, diagnostics: bool = True, stats: object | None = None
     ) -> tuple[BADSState, dict[str, torch.Tensor]]:
         """One joint step; updates ``state`` in place and returns it with ``info``.
 
         ``info`` always holds ``idx`` and ``w`` (the batch's new weights); with ``diagnostics`` also
         ``energy``, ``grad_norm``, ``train_nll``, ``meta_nll`` (and ``companion_nll``); the driver asks
-        for them only at steps it keeps or reports.
+        for them only at steps it keeps or reports. ``stats`` (an
+        :class:`~pyrodps.inference.weight_stats.OnlineWeightStats`): on the Triton path the weight-block
+        kernel adds the batch's new weights to it in the same launch and ``info["stats_updated"]`` is
+        ``True``; elsewhere it is left to the caller.
         """
         idx = batch.idx_train
         u_b = state.u.index_select(0, idx) if state.phi is None else None
@@ -185,8 +192,9 @@ class BADSKernel:
                 info["w"] = fused.weight_block_update_(
                     state.u, idx, step_size=self.weight_step_size(t), temperature=temp,
                     rho_theta=self.model.rho_theta, grad_base=grad_u,
-                    companion_nll=None if comp is None else comp.nll_train,
+                    companion_nll=None if comp is None else comp.nll_train, stats=stats,
                     noise=fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U), backend="triton")
+                info["stats_updated"] = stats is not None
                 state.step = t + 1
                 return state, info
             if comp is not None:

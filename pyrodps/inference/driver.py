@@ -193,6 +193,7 @@ def sample(
         )
 
     live_states: dict[int, object] = {}
+    fuses_stats = bool(getattr(kernel, "fuses_weight_stats", False))  # kernel.step(..., stats=) supported
     if resume is not None and extra_state is not None:
         extra_state.set(resume["extra"])
     for chain in range(len(completed), num_chains):
@@ -205,7 +206,9 @@ def sample(
         while t < num_steps:
             keep = t >= burn_in and (t - burn_in) % thin == 0
             report = progress and (t % 50 == 0 or t == num_steps - 1)
-            state, info = kernel.step(live.state, live.batches.next(), keep or report)
+            fuse_stats = live.stats is not None and t >= burn_in and fuses_stats
+            state, info = kernel.step(live.state, live.batches.next(), keep or report,
+                                      **({"stats": live.stats} if fuse_stats else {}))
             live.state = state
             save = checkpoint is not None and ((t + 1) % checkpoint.every == 0 or t == num_steps - 1)
             snap = good is not None and (t + 1) % guard.snapshot_every == 0
@@ -221,7 +224,7 @@ def sample(
                                             "step_size_before": before, "step_size_after": after})
                     t = good["t"]
                     continue
-            if t >= burn_in and live.stats is not None:
+            if t >= burn_in and live.stats is not None and not info.get("stats_updated", False):
                 live.stats.update(info["idx"], info["w"])
             if t >= window_start and live.window is not None:
                 live.window.update(info["idx"], info["w"])
