@@ -61,7 +61,6 @@ def compare(
     """Run every method on the problem of every seed; write the JSON and the figures into ``out``."""
     methods = check_methods(methods)
     runs: list[dict] = []
-    traces: dict[str, list] = {m: [] for m in methods}
     last_weights: dict[str, np.ndarray] = {}
     groups: dict[str, np.ndarray] = {}
     for seed in seeds:
@@ -72,7 +71,6 @@ def compare(
             metrics = res.metrics(problem)
             metrics["accuracy_trace"] = res.accuracy_trace
             runs.append(metrics)
-            traces[method].append(res.accuracy_trace)
             if res.weight_mean is not None:
                 if keep == 0.5 and method in BADS_METHODS and "kept_fraction" in metrics:
                     keep = metrics["kept_fraction"]
@@ -81,6 +79,7 @@ def compare(
     result = {**(header or {}), "methods": methods, "seeds": seeds, "runs": runs, "summary": summarize_runs(runs)}
     out.mkdir(parents=True, exist_ok=True)
     name = (header or {}).get("scenario", "")
+    traces = {m: [r["accuracy_trace"] for r in runs if r["method"] == m] for m in methods}
     plot_accuracy_vs_steps(traces, out / "accuracy_vs_steps.png", title=f"{name}: test accuracy against steps")
     if last_weights and groups:
         plot_weight_groups(last_weights, groups, out / "weights_by_group.png", title=f"{name}, seed {seeds[-1]}")

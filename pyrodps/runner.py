@@ -197,8 +197,8 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
     }
     if fit is not None:
         metrics["sampler_events"] = fit.samples.extras  # step-size back-offs, resumptions
-    spec = {k: (str(v) if isinstance(v, Path) else v) for k, v in request.problem.__dict__.items()}
-    write_json(out / "config.json", {"problem": spec, "method": request.method, "seed": request.seed, "config": res.config})
+    write_json(out / "config.json", {"problem": request.to_dict()["problem"], "method": request.method,
+                                     "seed": request.seed, "config": res.config})
     if res.weight_mean is not None:
         corrupted = problem.corrupted if problem.corrupted is not None else np.zeros(problem.num_train, bool)
         arrays = {"mean": res.weight_mean, "std": res.weight_std, "corrupted": corrupted}

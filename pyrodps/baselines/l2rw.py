@@ -147,18 +147,9 @@ def fit_l2rw(
     config = config.resolved(problem)
     net = net if net is not None else default_network(problem, config.hidden, seed)
 
-    def step(
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        x_meta: torch.Tensor,
-        y_meta: torch.Tensor,
-    ) -> torch.Tensor:
-        weights = l2rw_step(
-            model, optimizer, x, y, x_meta, y_meta, config.lookahead_lr, config.lookahead_reduction
-        )
-        return weights * x.shape[0]  # the score scale: 1 = the uniform weight 1/B
+    def step(model: nn.Module, optimizer: torch.optim.Optimizer, *batch: torch.Tensor) -> torch.Tensor:
+        weights = l2rw_step(model, optimizer, *batch, config.lookahead_lr, config.lookahead_reduction)
+        return weights * batch[0].shape[0]  # the score scale: 1 = the uniform weight 1/B
 
     return train_blo(
         problem,

@@ -183,26 +183,9 @@ def fit_mwn(
     )
     virtual_lr = config.virtual_lr if config.virtual_lr is not None else config.lr
 
-    def step(
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        x: torch.Tensor,
-        y: torch.Tensor,
-        x_meta: torch.Tensor,
-        y_meta: torch.Tensor,
-    ) -> torch.Tensor:
-        return mwn_step(
-            model,
-            optimizer,
-            weight_net,
-            weight_optimizer,
-            x,
-            y,
-            x_meta,
-            y_meta,
-            virtual_lr,
-            config.weight_normalisation,
-        )
+    def step(model: nn.Module, optimizer: torch.optim.Optimizer, *batch: torch.Tensor) -> torch.Tensor:
+        return mwn_step(model, optimizer, weight_net, weight_optimizer, *batch, virtual_lr,
+                        config.weight_normalisation)
 
     return train_blo(
         problem,

@@ -39,7 +39,7 @@ import torch
 from pyrodps.errors import ValidationError, check_positive
 from pyrodps.inference import fused
 from pyrodps.inference.gradients import make_gradient
-from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_step_, langevin_update_
+from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_update_
 from pyrodps.inference.kernel import make_generator
 from pyrodps.inference.schedules import Schedule, as_schedule
 from pyrodps.models.bads import BADSModel, Batch
@@ -141,9 +141,11 @@ class BADSKernel:
         langevin_update_(theta, grad, self.step_size(state.step), self.temperature, generator=state.generator,
                          step=state.step, stream=stream, preconditioner=self.preconditioner, v=v, backend=backend)
 
-    # the driver may hand the online weight statistics to step(): the Triton weight-block kernel
-    # updates them in the same launch (info["stats_updated"] says it did)
+    # the driver may hand the online weight statistics to step(): the weight-block update adds the
+    # batch's new weights to them (in the same launch on Triton); info["stats_updated"] says it did
     fuses_weight_stats = True
+    # what the divergence guard checks: not the length-N table u, whose moving entries are info["w"]
+    guarded_state = ("theta", "precond_v", "companion", "companion_precond_v", "phi", "phi_precond_v")
 
     def step(
         self, state: BADSState, batch: Batch, diagnostics: bool = True, stats: object | None = None
@@ -153,13 +155,13 @@ class BADSKernel:
         ``info`` always holds ``idx`` and ``w`` (the batch's new weights); with ``diagnostics`` also
         ``energy``, ``grad_norm``, ``train_nll``, ``meta_nll`` (and ``companion_nll``); the driver asks
         for them only at steps it keeps or reports. ``stats`` (an
-        :class:`~pyrodps.inference.weight_stats.OnlineWeightStats`): on the Triton path the weight-block
-        kernel adds the batch's new weights to it in the same launch and ``info["stats_updated"]`` is
-        ``True``; elsewhere it is left to the caller.
+        :class:`~pyrodps.inference.weight_stats.OnlineWeightStats`): the weight-table block adds the
+        batch's new weights to it (in the same launch on Triton) and ``info["stats_updated"]`` is
+        ``True``; with a weight network it is left to the caller.
         """
         idx = batch.idx_train
-        u_b = state.u.index_select(0, idx) if state.phi is None else None
-        est = self.gradient(state.theta, state.phi if u_b is None else u_b, batch, self.update_theta, diagnostics)
+        weights = state.phi if state.phi is not None else state.u.index_select(0, idx)
+        est = self.gradient(state.theta, weights, batch, self.update_theta, diagnostics)
         t, temp = state.step, self.temperature
         backend = fused.resolve_backend(self.backend, state.theta.device)  # "torch" or "triton"
         with torch.no_grad():
@@ -178,32 +180,23 @@ class BADSKernel:
                 info["w"] = est.w
                 state.step = t + 1
                 return state, info
-            grad_u, comp = est.grad_u, None
+            comp = None
             if state.companion is not None:
-                w_b = est.w
-                comp = self.gradient.companion(state.companion, w_b, batch)
+                comp = self.gradient.companion(state.companion, est.w, batch)
                 if self.update_theta:
                     self._theta_step(state.companion, comp.grad_theta, state.companion_precond_v, state,
                                      fused.STREAM_COMPANION, backend)
                 if diagnostics:
                     info["companion_nll"] = comp.nll_train.mean()
-            if backend == "triton":
-                # one launch: gather u_i, add the companion term, Langevin step, scatter back
-                info["w"] = fused.weight_block_update_(
-                    state.u, idx, step_size=self.weight_step_size(t), temperature=temp,
-                    rho_theta=self.model.rho_theta, grad_base=grad_u,
-                    companion_nll=None if comp is None else comp.nll_train, stats=stats,
-                    noise=fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U), backend="triton")
-                info["stats_updated"] = stats is not None
-                state.step = t + 1
-                return state, info
-            if comp is not None:
-                grad_u = grad_u.addcmul_(comp.nll_train, w_b * (1.0 - w_b), value=self.model.rho_theta)
-            # w block: ascent on log p(u_i | θ), i.e. descent on its negative.
-            noise_u = torch.randn(idx.shape, generator=state.generator, dtype=u_b.dtype, device=u_b.device)
-            u_new = langevin_step_(u_b, grad_u.neg_(), self.weight_step_size(t), temp, noise_u)
-            state.u.index_copy_(0, idx, u_new)
-            info["w"] = torch.sigmoid(u_new)
+            # w block: gather u_i, add the companion term, Langevin step, scatter back, statistics
+            # (one launch on Triton; noise in-kernel there, from the chain's generator on torch)
+            noise = fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U) if backend == "triton" \
+                else state.generator
+            info["w"] = fused.weight_block_update_(
+                state.u, idx, step_size=self.weight_step_size(t), temperature=temp, rho_theta=self.model.rho_theta,
+                grad_base=est.grad_u, companion_nll=None if comp is None else comp.nll_train, stats=stats,
+                noise=noise, backend=backend)
+            info["stats_updated"] = stats is not None
         state.step = t + 1
         return state, info
 

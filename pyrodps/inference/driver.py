@@ -121,6 +121,17 @@ def _restore(live: _Chain, payload: dict, extra: ExtraState | None) -> None:
         extra.set(payload["extra"])
 
 
+def _rebuild(fresh: _Chain, done: dict) -> _Chain:
+    """A chain finished before a checkpoint, from its record in the checkpoint."""
+    fresh.state = restore_(fresh.state, done["state"])
+    if fresh.stats is not None:
+        restore_(fresh.stats, done["stats"])
+    if fresh.window is not None:
+        restore_(fresh.window, done["window"])
+    fresh.store.load_state(done["store"])
+    return fresh
+
+
 def sample(
     kernel,
     make_batches: Callable[[torch.Generator], object],
@@ -192,10 +203,11 @@ def sample(
             DrawStore(tuple(track), memory_budget, chain_dir),
         )
 
-    live_states: dict[int, object] = {}
     fuses_stats = bool(getattr(kernel, "fuses_weight_stats", False))  # kernel.step(..., stats=) supported
+    guarded = getattr(kernel, "guarded_state", None)  # the state fields the guard checks (None: all)
     if resume is not None and extra_state is not None:
         extra_state.set(resume["extra"])
+    finished = [_rebuild(new_chain(chain), done) for chain, done in enumerate(completed)]  # from a checkpoint
     for chain in range(len(completed), num_chains):
         live = new_chain(chain)
         t = 0
@@ -213,7 +225,7 @@ def sample(
             save = checkpoint is not None and ((t + 1) % checkpoint.every == 0 or t == num_steps - 1)
             snap = good is not None and (t + 1) % guard.snapshot_every == 0
             if keep or save or snap or (t + 1) % guard.every == 0:
-                bad = first_nonfinite(state, info)
+                bad = first_nonfinite(state, info, guarded)
                 if bad is not None:
                     if guard.action == "raise" or len(log["backoffs"]) >= guard.max_backoffs:
                         hint = "" if checkpoint is None else f" The last good checkpoint is {checkpoint.path}."
@@ -230,7 +242,7 @@ def sample(
                 live.window.update(info["idx"], info["w"])
             if keep:
                 for name in track:
-                    live.store.append(name, kernel.site(state, info, name).detach().cpu())
+                    live.store.append(name, kernel.site(state, info, name))
                 if on_draw is not None:
                     on_draw(chain, state, info)
             if report:
@@ -241,21 +253,14 @@ def sample(
                 good = _payload(chain, t, live, completed, extra_state, log)
             if save and t < num_steps:
                 checkpoint.save(_payload(chain, t, live, completed, extra_state, log))
-        live_states[chain] = live.state
-        completed = [*completed, {"state": snapshot(live.state), "stats": snapshot(live.stats),
-                                  "window": snapshot(live.window), "store": live.store.state()}]
+        finished.append(live)
         if checkpoint is not None:  # the chain is finished: the next one starts from scratch
+            completed = [*completed, {"state": snapshot(live.state), "stats": snapshot(live.stats),
+                                      "window": snapshot(live.window), "store": live.store.state()}]
             checkpoint.save({"chain": chain + 1, "t": 0, "state": None, "completed": completed, "log": snapshot(log),
                              "extra": snapshot(extra_state.get()) if extra_state is not None else None})
     bar.close()
-    chains = []
-    for chain, done in enumerate(completed):
-        fresh = new_chain(chain)
-        restore_(fresh.stats, done["stats"]) if fresh.stats is not None else None
-        restore_(fresh.window, done["window"]) if fresh.window is not None else None
-        fresh.store.load_state(done["store"])
-        fresh.state = live_states[chain] if chain in live_states else restore_(fresh.state, done["state"])
-        chains.append(fresh)
+    chains = finished
     draws = {name: torch.stack([c.store.stacked(name) for c in chains]) for name in track}
     return SampleResult(
         draws,

@@ -2,9 +2,11 @@
 energy, gradient or parameter.
 
 The driver checks every ``every`` steps, at every kept step and before every checkpoint, so a
-checkpoint and a kept draw are always finite. Checks look at every floating tensor of the kernel's
-state (θ, the weight table, preconditioner, companion chain, weight-network parameters) and of the
-step's ``info`` (energy, gradient norm, the batch's weights).
+checkpoint and a kept draw are always finite. Checks look at the floating tensors of the kernel's
+state (all of them, or the fields a kernel names in ``guarded_state``: the BADS kernel names θ,
+its preconditioner, the companion chain and φ, and leaves out the length-N weight table, whose only
+entries that move in a step are the batch's, checked through ``info["w"]``; so a check costs O(P + B),
+not O(N)) and of the step's ``info`` (energy, gradient norm, the batch's weights).
 
 On divergence, ``action="raise"`` raises :class:`DivergenceError` naming the chain, the step, the
 step size and the quantity; the last good checkpoint is left as it was. ``action="backoff"``
@@ -67,13 +69,16 @@ class DivergenceGuard:
         check_positive_int("snapshot_every", self.snapshot_every)
 
 
-def first_nonfinite(state: object, info: dict[str, torch.Tensor]) -> str | None:
-    """The name of the first floating tensor of ``state`` or ``info`` holding NaN or ±inf."""
+def first_nonfinite(state: object, info: dict[str, torch.Tensor], names: tuple[str, ...] | None = None) -> str | None:
+    """The name of the first floating tensor of ``state`` (only its fields ``names``, when given)
+    or of ``info`` holding NaN or ±inf."""
     fields = (
         {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}
         if dataclasses.is_dataclass(state)
         else dict(getattr(state, "__dict__", {}))
     )
+    if names is not None:
+        fields = {name: fields[name] for name in names if name in fields}
     for source, items in (("state", fields), ("info", info)):
         for name, value in items.items():
             if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):

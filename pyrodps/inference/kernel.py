@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import torch
 
 from pyrodps.errors import check_positive
-from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_step_
+from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_update_
 from pyrodps.inference.schedules import Schedule, as_schedule
 
 S = TypeVar("S")
@@ -85,10 +85,9 @@ class SGLD:
         (grad,) = torch.autograd.grad(energy, (x,))
         with torch.no_grad():
             clip_norm_(grad, self.clip_norm)
-            eta = self.step_size(state.step)
-            g = self.preconditioner.update_(state.precond_v, grad) if self.preconditioner else None
-            noise = torch.randn(x.shape, generator=state.generator, dtype=x.dtype, device=x.device)
-            state.position = langevin_step_(x.detach(), grad, eta, self.temperature, noise, g)
+            state.position = langevin_update_(x.detach(), grad, self.step_size(state.step), self.temperature,
+                                              generator=state.generator, step=state.step,
+                                              preconditioner=self.preconditioner, v=state.precond_v)
         state.step += 1
         return state, {"energy": energy.detach()}
 
