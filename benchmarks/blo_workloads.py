@@ -22,17 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pyrodps.baselines.blo import BLOConfig
 from pyrodps.baselines.l2rw import L2RWConfig, l2rw_step
 from pyrodps.baselines.mwn import MWNConfig, mwn_step, weight_network
-from pyrodps.inference import BADSKernel, MinibatchStream, RMSprop
+from pyrodps.inference import MinibatchStream
 from pyrodps.models import (
-    BADSModel,
-    Categorical,
-    IsotropicGaussian,
     SelectionData,
-    make_weight_prior,
 )
 from pyrodps.models.bads import Batch
 from pyrodps.models.resnet import small_resnet
-from pyrodps.selection import TUNED_DEFAULTS, BADSConfig
+from pyrodps.selection import BADSConfig, build_kernel
 
 NETWORKS = ("digits-mlp", "mnist1d-cnn", "resnet")
 TIMING_METHODS = ("sgd", "bads", "l2rw", "mwn")
@@ -129,15 +125,8 @@ def sgd_stepper(w: Workload) -> StepFn:
 
 def bads_stepper(w: Workload, seed: int = 0) -> StepFn:
     """The default BADS kernel (as :func:`pyrodps.fit_bads` builds it), one ``kernel.step`` per call."""
-    cfg = BADSConfig()
-    tuned = TUNED_DEFAULTS[w.input_family]
-    model = BADSModel(
-        w.net, Categorical(w.num_classes), w.data.num_train, w.data.num_meta,
-        theta_prior=IsotropicGaussian(cfg.prior_scale), weight_prior=make_weight_prior(cfg.weight_prior),
-        rho_theta=tuned["rho_theta"], rho_meta=cfg.rho_meta, log_z="ignore",
-    )
-    kernel = BADSKernel(model, step_size=tuned["step_size"], weight_step_size=cfg.weight_step_size,
-                        temperature=cfg.temperature, preconditioner=RMSprop() if cfg.psgld else None, path="fused")
+    cfg = BADSConfig().resolved_for(w.input_family, w.data.num_train, w.data.num_meta)
+    _, kernel = build_kernel(w.net, w.num_classes, w.data, cfg)
     state = kernel.init(seed)
 
     def step(b: Batch) -> None:

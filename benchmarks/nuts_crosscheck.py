@@ -1,19 +1,29 @@
-"""pyrodps' SGLD against Pyro's NUTS on Bayesian logistic regression (digits 3 vs 8, 4 PCA features
+"""pyrodps' samplers against Pyro's NUTS: ``--parts logistic,joint`` (default both).
+
+**logistic**: the generic SGLD on Bayesian logistic regression (digits 3 vs 8, 4 PCA features
 plus an intercept, 100 points, prior N(0, I)): both posteriors' summaries and the comparison.
 
 SGLD: full batch, constant step η = 0.2 in the Laplace-whitened coordinates, 4 chains x 15,000 steps
 (burn-in 500, thin 5), and 4 x 7,500 steps at 2η for the Richardson estimate of the O(η) mean bias.
 NUTS: ``pyro.infer.MCMC(NUTS(model))``, 4 chains x (300 warm-up + 800 draws). Tolerances and the
 step-bias allowance: :mod:`pyrodps.diagnostics.nuts_crosscheck`. Targets: means within 0.1
-posterior sd, sds within 20 %.
+posterior sd, sds within 20 %. Results at the top level of the JSON.
 
-    python benchmarks/nuts_crosscheck.py [--out benchmarks/results/nuts_crosscheck.json]
+**joint**: ``BADSKernel`` against NUTS on ``BADSModel.pyro_model`` (full batch), the problem and the
+tolerances of :mod:`pyrodps.diagnostics.joint_crosscheck`: SGLD with table weights (and a Richardson
+run at (2η, 2ε)), pSGLD (RMSprop α = 0.99), the weight network, minibatches 8/24 and 2/6 at η and
+2η, and the power check (the sampler's ρ_m doubled: must fail). Results under the ``joint`` key.
+A part not run keeps its previous results in the JSON.
+
+    python benchmarks/nuts_crosscheck.py [--parts logistic,joint] [--out benchmarks/results/nuts_crosscheck.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pyrodps.diagnostics.joint_crosscheck import joint_crosscheck
 from pyrodps.diagnostics.nuts_crosscheck import crosscheck, digits_logistic_regression
 from pyrodps.io import write_json
 from pyrodps.runner import machine_description
@@ -42,11 +53,8 @@ def as_json(value):
     return value
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/nuts_crosscheck.json"))
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+def run_logistic() -> dict:
+    """The logistic-regression part: prints its table, returns its top-level JSON keys."""
     s = SETTINGS
     problem = digits_logistic_regression(s["num_points"], s["num_components"], tuple(s["classes"]), s["seed"], s["prior_scale"])
     out = crosscheck(problem, step_size=s["step_size"], sgld_steps=s["sgld_steps"], burn_in=s["burn_in"],
@@ -83,11 +91,61 @@ def main() -> None:
           f"[{summary['sd_ratio_min']:.4f}, {summary['sd_ratio_max']:.4f}] (target ±{TARGET_SD_RATIO:.0%}); "
           f"within derived tolerances: {summary['within_derived_tolerances']}")
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in out["seconds"].items()))
-    result = {"benchmark": "nuts_crosscheck", "settings": s, "coefficients": names, "machine": machine_description(),
-              "targets": {"mean_error_sd": TARGET_MEAN_ERROR, "sd_ratio": TARGET_SD_RATIO}, "summary": summary,
-              "richardson_bias_sd": bias_sd, "richardson_se_sd": bias_se_sd, **out}
+    return {"settings": s, "coefficients": names, "targets": {"mean_error_sd": TARGET_MEAN_ERROR,
+            "sd_ratio": TARGET_SD_RATIO}, "summary": summary, "richardson_bias_sd": bias_sd,
+            "richardson_se_sd": bias_se_sd, **out}
+
+
+def run_joint() -> dict:
+    """The joint part: prints its table, returns the ``joint`` JSON value."""
+    start = time.perf_counter()
+    out = joint_crosscheck()
+    out["seconds"]["total"] = time.perf_counter() - start
+    for name, ref in out["nuts"].items():
+        print(f"NUTS ({name}): bulk ESS min {min(ref['ess_bulk']):.0f}, R-hat max {max(ref['rhat']):.3f}")
+    print(f"{'variant':<22}{'θ |dm|/sd':>10}{'w |dm|/sd':>10}{'mean tol':>13}{'sd ratio':>13}{'sd tol':>8}"
+          f"{'r - 1':>7}{'ESS min':>8}{'passed':>7}")
+    for name, v in out["variants"].items():
+        h = v["summary"]
+        print(f"{name:<22}{h['theta_max_mean_error_sd']:>10.3f}{h['w_max_mean_error_sd']:>10.3f}"
+              f"{h['mean_tolerance_range'][0]:>7.3f}-{h['mean_tolerance_range'][1]:.3f}"
+              f"{h['sd_ratio_range'][0]:>7.3f}-{h['sd_ratio_range'][1]:.3f}{h['max_sd_tolerance']:>8.3f}"
+              f"{h['max_sd_allowance']:>7.3f}{min(v['sampler']['ess_bulk']):>8.0f}{h['passed']!s:>7}")
+    ri = out["richardson"]
+    print(f"Richardson (2η, 2ε) - (η, ε): max |Δmean|/sd {np.abs(ri['mean']).max():.3f}, max |Δsd|/sd "
+          f"{np.abs(ri['sd']).max():.3f}; within z x MC error (z = {out['z']:.2f}): {ri['within_mc_error']}")
+    for name in ("minibatch", "minibatch_double_step"):
+        h = out["variants"][name]["summary"]
+        print(f"{name}: extra over the full batch at the same steps: max |Δmean|/sd {h['extra_max_mean_sd']:.3f}, "
+              f"max |Δsd|/sd {h['extra_max_sd']:.3f}")
+    h = out["variants"]["psgld"]["summary"]
+    print(f"pSGLD: first-order Γ tilt max {h['max_gamma_tilt_sd']:.4f} sd (bound sd(log det G) "
+          f"{h['gamma_tilt_bound_sd']:.4f})")
+    ok = all(v["summary"]["passed"] for n, v in out["variants"].items() if n != "power")
+    print(f"joint: variants within derived tolerances: {ok}; power check (sampler's ρ_m x 2) fails: "
+          f"{not out['variants']['power']['summary']['passed']}")
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in out["seconds"].items()))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/nuts_crosscheck.json"))
+    ap.add_argument("--parts", default="logistic,joint", help="comma-separated: logistic, joint")
+    args = ap.parse_args()
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - {"logistic", "joint"}
+    if unknown or not parts:
+        ap.error(f"--parts takes logistic and/or joint, got {args.parts!r}")
+    torch.set_num_threads(1)
+    result = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    result.update({"benchmark": "nuts_crosscheck", "machine": machine_description()})
+    if "logistic" in parts:
+        result.update(as_json(run_logistic()))
+    if "joint" in parts:
+        result["joint"] = as_json(run_joint())
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out, as_json(result))
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -19,6 +19,7 @@ statistics. An SGD step: gather the same batch, forward, backward, momentum-SGD.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import statistics
 import sys
 import time
@@ -29,12 +30,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyrodps.inference import BADSKernel, MinibatchStream, OnlineWeightStats, RMSprop
+from pyrodps.inference import MinibatchStream, OnlineWeightStats
 from pyrodps.io import write_json
-from pyrodps.models import BADSModel, Categorical, SelectionData
+from pyrodps.models import SelectionData
 from pyrodps.models.networks import mlp, small_cnn
 from pyrodps.runner import machine_description
-from pyrodps.selection import TUNED_DEFAULTS, BADSConfig
+from pyrodps.selection import BADSConfig, build_kernel
 
 
 def make_data(n: int, m: int, shape: tuple[int, ...], classes: int = 10) -> SelectionData:
@@ -49,11 +50,9 @@ class BADSStepper:
     """The default sampler of :class:`pyrodps.BADSConfig` (pSGLD unless ``psgld=False``)."""
 
     def __init__(self, net, data: SelectionData, batch: int, meta_batch: int, path: str = "fused", psgld: bool = True) -> None:
-        cfg = BADSConfig()
-        tuned = TUNED_DEFAULTS["image" if data.x_train.ndim > 2 else "vector"]
-        model = BADSModel(net, Categorical(10), data.num_train, data.num_meta, rho_theta=tuned["rho_theta"])
-        self.kernel = BADSKernel(model, step_size=tuned["step_size"], weight_step_size=cfg.weight_step_size,
-                                 temperature=cfg.temperature, preconditioner=RMSprop() if psgld else None, path=path)
+        family = "image" if data.x_train.ndim > 2 else "vector"
+        cfg = replace(BADSConfig(psgld=psgld), batch_size=batch).resolved_for(family, data.num_train, data.num_meta)
+        _, self.kernel = build_kernel(net, 10, data, cfg, path=path)
         self.state = self.kernel.init(0)
         self.stream = MinibatchStream(data, batch, meta_batch, torch.Generator().manual_seed(1))
         self.stats = OnlineWeightStats(data.num_train)

@@ -68,11 +68,21 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write DIR/report.html: configuration, metrics, convergence, figures")
     rep.add_argument("dir", type=Path, help="a folder written by pyrodps run")
     rep.add_argument("--compare", type=Path, default=None, help="a folder written by pyrodps compare")
-    rep.add_argument("--max-rhat", type=float, default=1.01, help="a quantity passes with R-hat below this")
+    rep.add_argument("--max-rhat", type=float, default=1.01,
+                     help="within each chain (its two halves), a quantity passes with split R-hat below this")
     rep.add_argument("--min-ess-per-chain", type=float, default=100.0,
-                     help="a quantity passes with bulk ESS >= this times the number of chains")
+                     help="within each chain, a quantity passes with bulk ESS >= this")
     rep.add_argument("--min-weight-pass-fraction", type=float, default=0.9,
-                     help="the weight table passes when this fraction of its tracked points pass")
+                     help="the tracked weights pass (within each chain, and across chains) when this fraction "
+                          "of them pass")
+    rep.add_argument("--max-rhat-across", type=float, default=1.05,
+                     help="across chains, a tracked weight passes with pooled R-hat below this")
+    rep.add_argument("--min-weight-rank-correlation", type=float, default=0.95,
+                     help="every pair of chains needs this Spearman correlation of its posterior-mean weights")
+    rep.add_argument("--max-auroc-spread", type=float, default=0.005,
+                     help="max - min of the per-chain selection AUROC may be at most this")
+    rep.add_argument("--max-accuracy-spread", type=float, default=0.01,
+                     help="max - min of the per-chain posterior-predictive test accuracy may be at most this")
     return p
 
 
@@ -167,7 +177,11 @@ def main(argv: list[str] | None = None) -> int:
             from pyrodps.diagnostics.convergence import ConvergenceThresholds
             from pyrodps.diagnostics.report import write_report
 
-            thresholds = ConvergenceThresholds(args.max_rhat, args.min_ess_per_chain, args.min_weight_pass_fraction)
+            thresholds = ConvergenceThresholds(
+                max_rhat=args.max_rhat, min_ess_bulk_per_chain=args.min_ess_per_chain,
+                min_weight_pass_fraction=args.min_weight_pass_fraction, max_rhat_across=args.max_rhat_across,
+                min_weight_rank_correlation=args.min_weight_rank_correlation,
+                max_auroc_spread=args.max_auroc_spread, max_accuracy_spread=args.max_accuracy_spread)
             result = write_report(args.dir, args.compare, thresholds)
             conv = result.convergence
             print(conv.verdict() if conv is not None else "no posterior draws in this folder: no convergence verdict")

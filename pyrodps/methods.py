@@ -25,7 +25,7 @@ from pyrodps.diagnostics.metrics import (
     selection_average_precision,
 )
 from pyrodps.errors import check_choice
-from pyrodps.selection import BADSConfig, BADSFit, fit_bads
+from pyrodps.selection import V01_OVERRIDES, BADSConfig, BADSFit, fit_bads
 
 # method -> BADSConfig overrides
 BADS_METHODS = {
@@ -33,6 +33,10 @@ BADS_METHODS = {
     "bads-ignore": {"log_z": "ignore"},
     "bads-companion": {"log_z": "companion"},
     "bads-weightnet": {"log_z": "ignore", "weights": "network"},
+    # ablation: the meta set's influence removed (ρ_m = 1e-6); everything else as "bads"
+    "bads-no-meta": {"log_z": "ignore", "meta_share": None, "rho_meta": 1e-6},
+    # the defaults of pyrodps 0.1, kept to show the change side by side
+    "bads-v0.1": {"log_z": "ignore", **V01_OVERRIDES},
 }
 # bi-level optimisation baselines: weight per step from a one-step lookahead on a meta batch
 BLO_METHODS = ("l2rw", "mwn")

@@ -5,7 +5,13 @@ Files: ``metrics.json`` (scenario, method, seed, steps, wall_seconds, test_accur
 selection_auroc, ...), ``weights.npz`` for weighting methods (``mean``, ``std``, ``corrupted``; per
 training point; BADS adds ``loss``, the training loss at the last draws) and ``config.json``; the BADS
 methods also write ``posterior.nc`` (ArviZ groups ``posterior`` and ``sample_stats`` per chain and draw,
-see :meth:`pyrodps.selection.BADSFit.to_arviz`), read by ``pyrodps report``.
+see :meth:`pyrodps.selection.BADSFit.to_arviz`), read by ``pyrodps report``, and the per-chain results
+the convergence verdict compares: ``weights.npz["chain_mean"]`` (``(chains, N)``: each chain's
+posterior-mean weight of every training point), ``metrics.json["chain_test_accuracy"]`` (test accuracy
+of each chain's own posterior predictive) and ``metrics.json["chain_selection_auroc"]`` (each chain's
+selection AUROC, ``null`` without a corrupted mask holding both classes). Last, they write
+``convergence.json``: the function-space and parameter-space verdict with the default thresholds
+(:mod:`pyrodps.diagnostics.verdict`), the same that ``pyrodps report`` recomputes from these files.
 """
 
 from __future__ import annotations
@@ -195,23 +201,35 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
         "num_test": int(problem.x_test.shape[0]),
         "machine": machine_description(),
     }
+    corrupted = problem.corrupted if problem.corrupted is not None else np.zeros(problem.num_train, bool)
+    chain_mean = None
     if fit is not None:
+        from pyrodps.diagnostics import run_verdict  # ArviZ takes a second to import
+
         metrics["sampler_events"] = fit.samples.extras  # step-size back-offs, resumptions
+        chain_mean = run_verdict.chain_mean_weights(fit)
+        metrics["chain_test_accuracy"] = run_verdict.chain_test_accuracy(fit, problem.y_test)
+        metrics["chain_selection_auroc"] = run_verdict.chain_selection_auroc(chain_mean, corrupted)
     write_json(out / "config.json", {"problem": request.to_dict()["problem"], "method": request.method,
                                      "seed": request.seed, "config": res.config})
     if res.weight_mean is not None:
-        corrupted = problem.corrupted if problem.corrupted is not None else np.zeros(problem.num_train, bool)
         arrays = {"mean": res.weight_mean, "std": res.weight_std, "corrupted": corrupted}
+        if chain_mean is not None:
+            arrays["chain_mean"] = chain_mean
         if problem.minority is not None:
             arrays["minority"] = problem.minority
         if fit is not None and fit.train_loss is not None:
             arrays["loss"] = fit.train_loss
         write_npz(out / "weights.npz", **arrays)
     if fit is not None:
-        from pyrodps.diagnostics.arviz_adapter import write_netcdf  # ArviZ takes a second to import
+        from pyrodps.diagnostics.arviz_adapter import write_netcdf
 
-        write_netcdf(fit.to_arviz(), out / "posterior.nc")
-    write_json(out / "metrics.json", metrics)
+        data = fit.to_arviz()
+        write_netcdf(data, out / "posterior.nc")
+        # the verdict from the very inputs written above: `pyrodps report` recomputes the same
+        verdict = run_verdict.assess_data(data, chain_mean, corrupted, metrics["chain_test_accuracy"])
+        write_json(out / "convergence.json", verdict.to_dict())
+    write_json(out / "metrics.json", metrics)  # last: its presence marks a finished run
     (out / CHECKPOINT_FILE).unlink(missing_ok=True)  # every result is written: the checkpoint is spent
     return metrics
 

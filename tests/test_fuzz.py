@@ -141,8 +141,10 @@ def bad_bads_config(draw) -> tuple[BADSConfig, str]:
     """A BADS configuration with one out-of-range field; returns it and the argument to blame."""
     field = draw(st.sampled_from([
         "steps", "thin", "chains", "batch_size", "meta_batch_size", "step_size", "weight_step_size",
-        "temperature", "rho_theta", "rho_meta", "prior_scale", "rho_phi", "step_decay_gamma", "burn_in",
+        "temperature", "rho_theta", "rho_meta", "meta_share", "rho_phi", "step_decay_gamma", "burn_in",
         "average_window", "weight_prior", "log_z", "weights", "beta", "sigma", "beta_a", "prior_kwarg",
+        "theta_prior", "theta_prior_scale", "theta_prior_gain", "weight_decay", "theta_prior_kwargs",
+        "loss_reference", "burn_in_fraction",
         "hidden", "weight_net_hidden", "weight_net_features",
     ]))
     base = {"batch_size": 8}
@@ -152,8 +154,23 @@ def bad_bads_config(draw) -> tuple[BADSConfig, str]:
         return BADSConfig(batch_size=draw(st.one_of(BAD_INTS, st.integers(N + 1, 10**6)))), field
     if field == "meta_batch_size":
         return BADSConfig(**base, meta_batch_size=draw(st.one_of(BAD_INTS, st.integers(M + 1, 10**6)))), field
-    if field in ("step_size", "weight_step_size", "temperature", "rho_theta", "rho_meta", "prior_scale", "rho_phi"):
+    if field in ("step_size", "weight_step_size", "temperature", "rho_theta", "meta_share", "rho_phi"):
         return BADSConfig(**{**base, field: draw(BAD_NUMBERS)}), field
+    if field == "rho_meta":
+        return BADSConfig(**base, meta_share=None, rho_meta=draw(BAD_NUMBERS)), field
+    if field in ("theta_prior_scale", "theta_prior_gain", "weight_decay"):
+        name, key = {"theta_prior_scale": ("isotropic", "scale"), "theta_prior_gain": ("fan-in", "gain"),
+                     "weight_decay": ("calibrated", "weight_decay")}[field]
+        return BADSConfig(**base, theta_prior=name, theta_prior_kwargs={key: draw(BAD_NUMBERS)}), field
+    if field == "theta_prior_kwargs":
+        name = draw(st.sampled_from(["isotropic", "fan-in", "calibrated"]))
+        return BADSConfig(**base, theta_prior=name, theta_prior_kwargs={draw(st.sampled_from(["sd", "c", "x"])): 1.0}), field
+    if field == "burn_in_fraction":
+        f = draw(st.one_of(st.floats(-5, -1e-9), st.floats(1, 5), NON_FINITE))
+        return BADSConfig(**base, burn_in_fraction=f), field
+    if field in ("theta_prior", "loss_reference"):
+        return BADSConfig(**{**base, field: draw(st.text(max_size=8).filter(
+            lambda s: s not in ("isotropic", "fan-in", "calibrated", "saturated", "none")))}), field
     if field == "step_decay_gamma":
         g = draw(st.one_of(st.floats(-10, 0.5), st.floats(1.0, 10, exclude_min=True), NON_FINITE))
         return BADSConfig(**base, step_decay_gamma=g), field

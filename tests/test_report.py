@@ -1,6 +1,9 @@
 """``pyrodps run --chains`` writes posterior.nc; ``pyrodps report`` writes a self-contained page whose
-numbers are those of metrics.json, whose convergence table covers every tracked quantity, and whose
-verdict is right: a deliberately short run fails, a long run of a well-mixing sampler passes."""
+numbers are those of metrics.json and convergence.json, which leads with the function-space verdict
+(within-chain and across-chain checks, the chains' agreement figure), then parameter space and the
+pooled per-quantity table covering every tracked quantity; a deliberately short run fails. The pooled
+table (:func:`diagnose`) is right on known draws: a long run of a well-mixing sampler passes. The
+split verdict itself is tested in ``tests/test_convergence_split.py``."""
 
 from __future__ import annotations
 
@@ -91,7 +94,10 @@ def page(run_dir: Path) -> Page:
 def test_run_writes_the_posterior_of_every_chain(runs):
     data = read_netcdf(runs / "bads" / "posterior.nc")
     post = group(data, "posterior")
-    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 9 and post.sizes["point"] == 200
+    # 120 steps, the default burn-in (half) and thinning (10): draws at steps 60, 70, ..., 110
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 6 and post.sizes["point"] == 200
+    warm = group(data, "warmup_posterior")  # the burn-in's NLL at every 10th step, for the burn-in figure
+    assert warm.sizes["draw"] == 6 and set(warm.data_vars) == {"train_nll", "meta_nll"}
     assert json.loads((runs / "bads" / "config.json").read_text())["config"]["chains"] == 2
     with np.load(runs / "bads" / "weights.npz") as w:
         assert w["loss"].shape == w["mean"].shape and np.all(w["loss"] >= 0)
@@ -130,9 +136,9 @@ def test_page_is_self_contained(runs):
 
 def test_every_figure_is_embedded(runs):
     imgs = [a["src"] for t, a in page(runs / "bads").tags if t == "img"]
-    # traces, weight traces, weight R-hat/ESS, accuracy, weights by group, weight vs loss, ranked weights,
-    # the comparison chart and the comparison's two PNGs
-    assert len(imgs) == 10
+    # chains' agreement, traces, weight traces, weight R-hat/ESS, accuracy, burn-in, weights by group,
+    # weight vs loss, ranked weights, the comparison chart and the comparison's two PNGs
+    assert len(imgs) == 12
     for src in imgs:
         assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG\r\n\x1a\n")
     assert len([t for t, _ in page(runs / "sgd").tags if t == "img"]) == 0  # no posterior, no weights
@@ -153,20 +159,53 @@ def test_convergence_table_has_every_tracked_quantity(runs):
     conv = json.loads((runs / "bads" / "convergence.json").read_text())
     expected = ["train_nll", "meta_nll", "param_norm", *(f"theta_projection[{k}]" for k in range(4)), "test_accuracy"]
     assert sorted(p.rows["convergence"]) == sorted(expected)
-    assert sorted(q["name"] for q in conv["quantities"]) == sorted(expected)
-    for q in conv["quantities"]:
+    table = conv["pooled_table"]
+    assert sorted(q["name"] for q in table["quantities"]) == sorted(expected)
+    for q in table["quantities"]:
         assert set(q) >= {"rhat", "ess_bulk", "ess_tail", "mcse_mean"}
-    assert conv["weights"]["num_tracked"] == 200
+    assert table["weights"]["num_tracked"] == 200
     assert "fraction_passed" in p.rows["weight-convergence"]
+    ps = [q["name"] for q in conv["parameter_space"]["quantities"]]
+    assert ps == ["param_norm", *(f"theta_projection[{k}]" for k in range(4))] == p.rows["parameter-space"]
 
 
 def test_a_short_run_is_not_converged(runs):
     conv = json.loads((runs / "bads" / "convergence.json").read_text())
-    assert conv["passed"] is False and conv["failures"]
+    assert conv["passed"] is False and conv["function_space"]["passed"] is False and conv["failures"]
+    failing = [c for c in conv["function_space"]["checks"] if not c["passed"]]
+    assert len(failing) == len(conv["failures"]) and all(c["name"] in f for c, f in zip(failing, conv["failures"]))
     verdict = next(a for t, a in page(runs / "bads").tags if a.get("id") == "verdict")
     assert verdict["data-passed"] == "false"
-    assert "NOT CONVERGED" in (runs / "bads" / "report.html").read_text()
+    assert "NOT CONVERGED in function space" in (runs / "bads" / "report.html").read_text()
     assert next(a for t, a in page(runs / "sgd").tags if a.get("id") == "verdict")["data-passed"] == "none"
+
+
+def test_page_leads_with_the_function_space_verdict(runs):
+    text = (runs / "bads" / "report.html").read_text()
+    order = ['id="verdict"', 'id="failures"', 'id="within-chain"', 'id="within-chain-weights"', 'id="across-chains"',
+             "Do the chains agree?", 'id="parameter-space-explanation"', 'id="parameter-space"', 'id="convergence"',
+             'id="metrics"', "Traces and rank plots"]
+    positions = [text.index(marker) for marker in order]
+    assert positions == sorted(positions)
+
+
+def test_convergence_sections_match_convergence_json(runs):
+    conv = json.loads((runs / "bads" / "convergence.json").read_text())
+    cells = {c["key"]: c for c in page(runs / "bads").cells}
+    checks = conv["function_space"]["checks"]
+    within = [c for c in checks if c["scope"] == "within-chain"]
+    across = [c for c in checks if c["scope"] == "across-chains"]
+    assert {c["chain"] for c in within} == {0, 1}
+    for c in within:
+        stat = "fraction_passed" if c["quantity"] == "w" else ("rhat" if "R-hat" in c["name"] else "ess_bulk")
+        cell = cells[f"chain{c['chain']}.{c['quantity']}.{stat}"]
+        assert cell["value"] == c["value"] and cell["text"] == format_value(c["value"])
+    assert len(across) == 4  # pooled weight R-hat, one pair's rank correlation, AUROC and accuracy spreads
+    for i, c in enumerate(across):
+        assert cells[f"across.{i}.value"]["value"] == c["value"]
+        assert cells[f"across.{i}.passed"]["value"] == ("yes" if c["passed"] else "no")
+    for q in conv["parameter_space"]["quantities"]:
+        assert cells[q["name"] + ".rhat"]["value"] == q["rhat"]
 
 
 def test_comparison_section_matches_comparison_json(runs):
@@ -185,6 +224,10 @@ def test_bad_report_inputs_write_nothing(runs, tmp_path):
     assert main(["report", str(run), "--compare", str(tmp_path)]) == 2  # no comparison.json there
     assert main(["report", str(run), "--max-rhat", "1.0"]) == 2
     assert main(["report", str(run), "--min-weight-pass-fraction", "2"]) == 2
+    assert main(["report", str(run), "--max-rhat-across", "0.9"]) == 2
+    assert main(["report", str(run), "--min-weight-rank-correlation", "1.5"]) == 2
+    assert main(["report", str(run), "--max-auroc-spread", "-0.1"]) == 2
+    assert main(["report", str(run), "--max-accuracy-spread", "nan"]) == 2
     assert not (run / "report.html").exists() and not (run / "convergence.json").exists()
 
 

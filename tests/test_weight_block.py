@@ -91,3 +91,47 @@ def test_companion_weight_block_reproduces_conditional():
     pit = conditional_cdf(UniformWeight(), diff, rho, 1.0, w)
     assert stats.kstest(pit, "uniform").pvalue > 1e-3
     assert stats.kstest(conditional_cdf(UniformWeight(), losses(theta0), rho, 1.0, w), "uniform").pvalue < 1e-6
+
+
+@pytest.mark.parametrize(
+    "prior,temperature,rho", [(UniformWeight(), 0.1, 40.0), (BetaWeight(2.0, 1.5), 0.5, 2.0)], ids=["uniform-T0.1", "beta-T0.5"]
+)
+def test_slice_weight_block_is_exact_after_few_visits(prior, temperature, rho):
+    """The slice-sampling w block draws from the exact conditional: from the prior draw, 40 visits
+    (80 steps at batch n/2) suffice for the PIT to be uniform, where the strong tilt ``ρ_θ l_i / T`` (up to
+    ~1,400 here) makes a small Langevin step need hundreds of visits; the conditional at 2ρ is rejected."""
+    n = 2000
+    data, _, net = linear_problem(n, seed=0)
+    model = BADSModel(net, Categorical(3), n, 10, weight_prior=prior, rho_theta=rho)
+    kernel = BADSKernel(model, step_size=1e-3, weight_step_size=1.0, temperature=temperature, update_theta=False,
+                        weight_update="slice")
+    res = sample(kernel, lambda gen: MinibatchStream(data, n // 2, None, gen), num_steps=80, seed=5, track=(),
+                 progress=False)
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(net(data.x_train), data.y_train, reduction="none").double().numpy()
+    w = torch.sigmoid(res.states[0].u).double().numpy()
+    assert stats.kstest(conditional_cdf(prior, loss, rho, temperature, w), "uniform").pvalue > 1e-3
+    assert stats.kstest(conditional_cdf(prior, loss, 2 * rho, temperature, w), "uniform").pvalue < 1e-6
+
+
+def test_slice_companion_weight_block_targets_the_loss_difference():
+    n, rho = 2000, 2.0
+    data, g, net = linear_problem(n, seed=1)
+    model = BADSModel(net, Categorical(3), n, 10, rho_theta=rho, log_z="companion")
+    theta0 = model.initial_theta()
+    theta_c = theta0 + 0.8 * torch.randn(theta0.shape, generator=g)
+    kernel = BADSKernel(model, step_size=1e-3, update_theta=False, weight_update="slice")
+    state = kernel.init(5, companion=theta_c)
+    stream = MinibatchStream(data, n // 2, None, torch.Generator().manual_seed(2))
+    for _ in range(60):
+        state, _ = kernel.step(state, stream.next(), diagnostics=False)
+
+    def losses(theta):
+        with torch.no_grad():
+            out = torch.func.functional_call(net, model.layout.unflatten(theta), (data.x_train,))
+            return torch.nn.functional.cross_entropy(out, data.y_train, reduction="none").double().numpy()
+
+    w = torch.sigmoid(state.u).double().numpy()
+    diff = losses(theta0) - losses(theta_c)
+    assert stats.kstest(conditional_cdf(UniformWeight(), diff, rho, 1.0, w), "uniform").pvalue > 1e-3
+    assert stats.kstest(conditional_cdf(UniformWeight(), losses(theta0), rho, 1.0, w), "uniform").pvalue < 1e-6

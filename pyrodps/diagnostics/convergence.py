@@ -1,16 +1,23 @@
-"""Convergence verdicts from the per-draw posterior (:mod:`pyrodps.diagnostics.posterior`).
+"""The per-quantity convergence table (:func:`diagnose`) and the thresholds of every verdict.
 
 For every scalar quantity ``x`` of the ``posterior`` group (each element of a vector one, e.g.
 ``theta_projection[2]``, counts as a quantity) ArviZ gives the rank-normalised split R-hat, the bulk
 and tail ESS and the Monte Carlo standard errors of the mean and sd
-(:func:`~pyrodps.diagnostics.arviz_adapter.convergence_statistics`). A quantity **passes** when
+(:func:`~pyrodps.diagnostics.arviz_adapter.convergence_statistics`), **pooled over chains**. A quantity
+meets the pooled thresholds when
 
     R̂ < max_rhat   and   ESS_bulk >= min_ess_bulk_per_chain × chains
 
 (defaults 1.01 and 100, Vehtari et al. 2021). The weights ``w`` are many quantities: each tracked
 point passes or not, and the **weight table** passes when the fraction of its points that pass is at
-least ``min_weight_pass_fraction``. The run passes when every other quantity passes and the weight
-table passes. A quantity whose draws are constant within a chain has no R-hat (NaN) and fails.
+least ``min_weight_pass_fraction``. A quantity whose draws are constant within a chain has no R-hat
+(NaN) and fails.
+
+This pooled table is reported, but it is not the headline verdict of a BADS run: chains of a
+network's posterior started apart settle in different modes, which pooled R-hat on θ-dependent
+quantities reads as non-convergence. The headline is the function-space verdict of
+:mod:`pyrodps.diagnostics.verdict` (within-chain stationarity and agreement across chains on the
+weights and the predictive); :class:`ConvergenceThresholds` holds the thresholds of both.
 
 With a single chain ArviZ computes no R-hat (it needs two chains); the chain is then cut into its two
 halves, treated as two chains (ArviZ splits them again): a drift within the chain still shows.
@@ -32,19 +39,39 @@ WEIGHT_VARIABLE = "w"
 
 @dataclass(frozen=True)
 class ConvergenceThresholds:
-    """What counts as converged: ``R̂ < max_rhat``, ``ESS_bulk >= min_ess_bulk_per_chain × chains``,
-    and at least ``min_weight_pass_fraction`` of the tracked weights passing both."""
+    """What counts as converged (defaults in brackets).
+
+    Within each chain (and for the pooled table): split ``R̂ < max_rhat`` [1.01] and bulk
+    ``ESS >= min_ess_bulk_per_chain`` [100] per chain; at least ``min_weight_pass_fraction`` [0.9]
+    of the tracked weights passing both. Across chains: pooled ``R̂ < max_rhat_across`` [1.05] for
+    at least ``min_weight_pass_fraction`` of the tracked weights; Spearman correlation of the
+    per-chain posterior-mean weights ``>= min_weight_rank_correlation`` [0.95] for every pair of
+    chains; ``max - min`` of the per-chain selection AUROC ``<= max_auroc_spread`` [0.005] and of the
+    per-chain posterior-predictive test accuracy ``<= max_accuracy_spread`` [0.01]."""
 
     max_rhat: float = 1.01
     min_ess_bulk_per_chain: float = 100.0
     min_weight_pass_fraction: float = 0.9
+    max_rhat_across: float = 1.05
+    min_weight_rank_correlation: float = 0.95
+    max_auroc_spread: float = 0.005
+    max_accuracy_spread: float = 0.01
 
     def validate(self) -> ConvergenceThresholds:
-        if check_positive("max_rhat", self.max_rhat) <= 1.0:
-            raise ValidationError("max_rhat", f"must be > 1, got {self.max_rhat}")
+        for name in ("max_rhat", "max_rhat_across"):
+            value = getattr(self, name)
+            if check_positive(name, value) <= 1.0:
+                raise ValidationError(name, f"must be > 1, got {value}")
         check_positive("min_ess_bulk_per_chain", self.min_ess_bulk_per_chain)
         if not 0.0 <= float(self.min_weight_pass_fraction) <= 1.0:
             raise ValidationError("min_weight_pass_fraction", f"must lie in [0, 1], got {self.min_weight_pass_fraction}")
+        if not -1.0 <= float(self.min_weight_rank_correlation) <= 1.0:
+            raise ValidationError("min_weight_rank_correlation",
+                                  f"must lie in [-1, 1], got {self.min_weight_rank_correlation}")
+        for name in ("max_auroc_spread", "max_accuracy_spread"):
+            value = float(getattr(self, name))
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValidationError(name, f"must be a finite number >= 0, got {value}")
         return self
 
 

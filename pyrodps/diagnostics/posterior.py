@@ -157,7 +157,25 @@ def bads_groups(fit: BADSFit) -> dict[str, xr.Dataset]:
     attrs = {"num_steps": int(res.num_steps), "burn_in": int(res.burn_in), "thin": int(res.thin),
              "log_z": str(fit.config.log_z), "weights": str(fit.config.weights), "inference_library": "pyrodps"}
     stat_coords = {k: coords[k] for k in ("chain", "draw")}
-    return {
+    groups = {
         "posterior": xr.Dataset(post, coords=coords, attrs=attrs),
         "sample_stats": xr.Dataset(stats, coords=stat_coords, attrs=attrs),
     }
+    groups.update(warmup_groups(res.warmup_draws, res.thin, attrs))
+    return groups
+
+
+def warmup_groups(warmup: dict, thin: int, attrs: dict) -> dict[str, xr.Dataset]:
+    """ArviZ's ``warmup_posterior`` (``train_nll``, ``meta_nll``) and ``warmup_sample_stats``
+    (``energy``, ``step``) from the draws the driver kept every ``thin`` steps of the burn-in (empty
+    when it kept none)."""
+    if not warmup or any(v.ndim != 2 or v.shape[1] == 0 for v in warmup.values()):
+        return {}
+    chains, draws = next(iter(warmup.values())).shape
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
+    dims = ("chain", "draw")
+    post = {k: (dims, warmup[k].double().numpy()) for k in ("train_nll", "meta_nll") if k in warmup}
+    stats = {k: (dims, warmup[k].double().numpy()) for k in ("energy",) if k in warmup}
+    stats["step"] = (dims, np.broadcast_to(np.arange(draws) * thin, (chains, draws)).copy())
+    return {"warmup_posterior": xr.Dataset(post, coords=coords, attrs=attrs),
+            "warmup_sample_stats": xr.Dataset(stats, coords=coords, attrs=attrs)}

@@ -3,7 +3,8 @@
 Traces and rank plots (Vehtari et al. 2021: the ranks of the pooled draws, histogrammed per chain,
 are uniform when the chains sample the same distribution), weights by ground-truth group, weight
 against loss, points ranked by posterior-mean weight, per-point R-hat / ESS, test accuracy against
-steps, and the summary of a ``pyrodps compare`` folder.
+steps, the agreement of the chains (per-chain accuracy and AUROC, posterior-mean weights of chain 0
+against each other chain), and the summary of a ``pyrodps compare`` folder.
 """
 
 from __future__ import annotations
@@ -145,6 +146,85 @@ def plot_accuracy_by_chain(steps: np.ndarray, accuracy: np.ndarray) -> Figure:
     ax.set_ylabel("test accuracy of the draw")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_burn_in(warm_steps: np.ndarray, warm: dict[str, np.ndarray], kept_steps: np.ndarray,
+                 kept: dict[str, np.ndarray], burn_in: int) -> Figure:
+    """The whole run of each quantity (``(chain, draw)`` arrays of the burn-in and of the kept draws)
+    against the step, one line per chain, with a vertical line where burn-in ended: the kept draws
+    should show no trend left over from the transient."""
+    names = [n for n in kept if n in warm]
+    fig, axes = plt.subplots(1, max(1, len(names)), figsize=(4.6 * max(1, len(names)), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for c in range(kept[name].shape[0]):
+            line, = ax.plot(warm_steps[c], warm[name][c], lw=0.7, alpha=0.5)
+            ax.plot(kept_steps[c], kept[name][c], lw=0.9, color=line.get_color(), label=f"chain {c}")
+        ax.axvline(burn_in, color="k", ls="--", lw=1)
+        ax.annotate("burn-in ends", (burn_in, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                    textcoords="offset points", fontsize=7)
+        ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(name.replace("_", " ") + " (minibatch mean)", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_chain_agreement(chain_accuracy: list[float] | None, chain_auroc: list[float] | None,
+                         chain_mean: np.ndarray | None, corrupted: np.ndarray | None,
+                         rank_correlation: np.ndarray | None = None, max_scatter: int = 5) -> Figure:
+    """Does each chain tell the user the same thing? Left: each chain's posterior-predictive test
+    accuracy (and selection AUROC), one point per chain. Right: the posterior-mean weight ``w̄_0,i``
+    of chain 0 against ``w̄_k,i`` of chain k for every training point (up to ``max_scatter`` other
+    chains; log axes, as most weights sit near 0), red where the point is corrupted, Spearman ρ in
+    the title; chains that agree put the points on the diagonal."""
+    bars = [(name, np.asarray(v, dtype=float)) for name, v in
+            (("test accuracy", chain_accuracy), ("selection AUROC", chain_auroc)) if v is not None]
+    others = 0 if chain_mean is None else min(max_scatter, chain_mean.shape[0] - 1)
+    panels = max(1, len(bars) + others)
+    fig, axes = plt.subplots(1, panels, figsize=(min(3.0 * panels, 15.0), 3.0), squeeze=False)
+    axes = axes[0]
+    for ax, (name, values) in zip(axes, bars):
+        ax.plot(np.arange(values.size), values, "o", color="tab:blue")
+        for k, v in enumerate(values):
+            ax.annotate(f"{v:.4f}", (k, v), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.set_xticks(np.arange(values.size), [str(k) for k in range(values.size)])
+        ax.set_xlim(-0.5, values.size - 0.5)
+        lo, hi = float(values.min()), float(values.max())
+        pad = max(0.01, 0.2 * (hi - lo))
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlabel("chain")
+        ax.set_title(f"{name} per chain\n(spread {hi - lo:.4f})", fontsize=9)
+        ax.grid(alpha=0.3)
+    mask = np.zeros(0 if chain_mean is None else chain_mean.shape[1], bool) if corrupted is None \
+        else np.asarray(corrupted, dtype=bool)
+    if others:
+        positive = chain_mean[chain_mean > 0]
+        floor = float(positive.min()) if positive.size else 1e-6
+        lo, hi = floor / 2.0, max(1.0, float(chain_mean.max()))
+    for j in range(others):
+        ax, k = axes[len(bars) + j], j + 1
+        x, y = np.clip(chain_mean[0], lo, None), np.clip(chain_mean[k], lo, None)
+        ax.scatter(x[~mask], y[~mask], s=3, c="tab:blue", alpha=0.5, linewidths=0, label="clean")
+        if mask.any():  # drawn last: on top
+            ax.scatter(x[mask], y[mask], s=4, c="tab:red", alpha=0.7, linewidths=0, label="corrupted")
+        ax.plot([lo, hi], [lo, hi], color="k", lw=0.6, ls="--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_xlabel("w̄ in chain 0", fontsize=8)
+        ax.set_ylabel(f"w̄ in chain {k}", fontsize=8)
+        rho = "" if rank_correlation is None else f": ρ = {rank_correlation[0, k]:.3f}"
+        ax.set_title(f"chain 0 vs chain {k}{rho}", fontsize=9)
+        if j == 0 and mask.any():
+            ax.legend(fontsize=6, loc="upper left", markerscale=2)
+    if not bars and not others:
+        axes[0].text(0.5, 0.5, "no per-chain results", ha="center", va="center")
+        axes[0].set_axis_off()
     fig.tight_layout()
     return fig
 

@@ -2,133 +2,47 @@
 
 Reads ``DIR/metrics.json`` (required), ``config.json``, ``weights.npz`` and ``posterior.nc`` (each
 optional: a baseline has no posterior) and, with ``compare_dir``, ``CMPDIR/comparison.json`` and
-its figures. Writes ``DIR/report.html`` and ``DIR/convergence.json`` atomically. The page needs no
-network: its only style is an inline ``<style>`` block, it has no script, and every figure is a
-base64 PNG in a ``data:`` URI. Every metric is printed from ``metrics.json`` with its exact value
-in a ``data-value`` attribute (JSON), so a test can check the page against the file.
+its figures. Writes ``DIR/report.html`` and, when there is a posterior, ``DIR/convergence.json``
+(the function-space verdict, the parameter-space statistics and the pooled table of
+:mod:`pyrodps.diagnostics.verdict`, recomputed from the folder's files: the same as ``pyrodps run``
+wrote) atomically. The page leads with the function-space verdict (see
+:mod:`pyrodps.diagnostics.convergence_page`), then the metrics, the configuration and the figures.
+It needs no network: its only style is an inline ``<style>`` block, it has no script, and every
+figure is a base64 PNG in a ``data:`` URI. Every metric is printed from ``metrics.json`` with its
+exact value in a ``data-value`` attribute (JSON), so a test can check the page against the file.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
-from matplotlib.figure import Figure
 
 from pyrodps.diagnostics import posterior_plots as pp
 from pyrodps.diagnostics.arviz_adapter import group, group_names, read_netcdf
-from pyrodps.diagnostics.convergence import ConvergenceReport, ConvergenceThresholds, diagnose
+from pyrodps.diagnostics.convergence import ConvergenceReport, ConvergenceThresholds
+from pyrodps.diagnostics.convergence_page import convergence_sections
+from pyrodps.diagnostics.page_parts import (  # noqa: F401  (flatten, format_value: part of this module's API)
+    STYLE,
+    figure_html,
+    flatten,
+    format_value,
+    key_value_table,
+    png_html,
+    table,
+)
+from pyrodps.diagnostics.run_verdict import assess_run_files
+from pyrodps.diagnostics.verdict import SplitConvergenceReport
 from pyrodps.errors import ValidationError
 from pyrodps.io import atomic_write_bytes, write_json
 
-STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
-h1 { font-size: 1.5em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: .6em 0; font-size: .9em; }
-th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.fail td { background: #fde8e8; }
-.verdict { padding: .7em 1em; border-radius: 4px; font-weight: 600; }
-.pass { background: #e6f4e6; border: 1px solid #7c7; } .fail { background: #fde8e8; border: 1px solid #d77; }
-figure { margin: 1em 0; } figcaption { font-size: .85em; color: #555; } img { max-width: 100%; }
-"""
 TRACE_SCALARS = ("train_nll", "meta_nll", "param_norm", "test_accuracy", "theta_projection")
 COMPARE_COLUMNS = ("test_accuracy", "balanced_accuracy", "selection_auroc", "selection_average_precision",
                    "kept_fraction", "wall_seconds")
-
-
-def format_value(value: object) -> str:
-    """How the page prints a metric: floats to 6 significant digits, ``-`` for ``None``."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
-    return str(value)
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, object]:
-    """Nested dicts as dotted keys (``machine.python``); lists stay values."""
-    out: dict[str, object] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def figure_html(fig: Figure, caption: str, dpi: int = 80) -> str:
-    """``<figure>`` with the figure as a base64 PNG ``data:`` URI (closes the figure)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return png_html(buf.getvalue(), caption)
-
-
-def png_html(png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    cap = html.escape(caption)
-    return f'<figure><img alt="{cap}" src="data:image/png;base64,{data}"><figcaption>{cap}</figcaption></figure>'
-
-
-def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = []
-    for i, cells in enumerate(rows):
-        cls = f' class="{row_classes[i]}"' if row_classes and row_classes[i] else ""
-        body.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _cell(value: object, key: str | None = None) -> str:
-    """A ``<td>``; with ``key`` it carries ``data-key`` and the exact JSON value in ``data-value``."""
-    cls = ' class="num"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
-    attrs = ""
-    if key is not None:
-        attrs = f' data-key="{html.escape(key)}" data-value="{html.escape(json.dumps(value))}"'
-    return f"<td{cls}{attrs}>{html.escape(format_value(value))}</td>"
-
-
-def key_value_table(d: dict, table_id: str) -> str:
-    rows = [[f"<th>{html.escape(k)}</th>", _cell(v, k)] for k, v in flatten(d).items()]
-    return _table(["name", "value"], rows).replace("<table>", f'<table id="{table_id}">', 1)
-
-
-def convergence_html(report: ConvergenceReport) -> str:
-    cls = "pass" if report.passed else "fail"
-    parts = [(f'<p id="verdict" class="verdict {cls}" data-passed="{str(report.passed).lower()}">'
-             f"{html.escape(report.verdict())}</p>")]
-    if report.failures():
-        items = "".join(f"<li>{html.escape(f)}</li>" for f in report.failures())
-        parts.append(f"<p>Failed checks:</p><ul>{items}</ul>")
-    header = ["quantity", "mean", "sd", "MCSE(mean)", "MCSE(sd)", "ESS bulk", "ESS tail", "R-hat", "passes"]
-    rows = [[f"<th>{html.escape(q.name)}</th>", _cell(q.mean), _cell(q.sd), _cell(q.mcse_mean), _cell(q.mcse_sd),
-             _cell(q.ess_bulk), _cell(q.ess_tail), _cell(q.rhat), _cell("yes" if q.passed else "no")]
-            for q in report.quantities]
-    classes = ["" if q.passed else "fail" for q in report.quantities]
-    parts.append(_table(header, rows, classes).replace("<table>", '<table id="convergence">', 1))
-    if report.weights is not None:
-        s = report.weights.summary()
-        parts.append(f"<p>Weight table: {s['num_tracked']} tracked points; per point R-hat and bulk ESS as above.</p>")
-        rows = [[f"<th>{html.escape(k)}</th>", _cell(v)] for k, v in s.items()]
-        parts.append(_table(["weight table", "value"], rows, None if report.weights.passed else ["fail"] * len(rows))
-                     .replace("<table>", '<table id="weight-convergence">', 1))
-    parts.append(f"<p>{report.chains} chain(s) × {report.draws} draws after burn-in and thinning. R-hat: "
-                 "rank-normalised split R-hat; ESS: bulk and tail (Vehtari et al. 2021), computed by ArviZ. "
-                 "The parameter norm and the fixed random projections of θ measure mixing in parameter space: "
-                 "a network's posterior has many equivalent modes, and chains started from different "
-                 "initialisations rarely meet there, so these can fail while the losses, the accuracy and the "
-                 "weights (functions of θ) mix.</p>")
-    return "\n".join(parts)
 
 
 def _weight_groups(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -161,6 +75,15 @@ def posterior_figures(data: object, report: ConvergenceReport) -> list[str]:
     if "test_accuracy" in post and "step" in stats:
         figs.append(figure_html(pp.plot_accuracy_by_chain(stats["step"].values, post["test_accuracy"].values),
                                 "Test accuracy of each kept draw against its step"))
+    names = group_names(data)
+    if "warmup_posterior" in names and "warmup_sample_stats" in names and "step" in stats:
+        warm, warm_stats = group(data, "warmup_posterior"), group(data, "warmup_sample_stats")
+        kept = {n: post[n].values for n in ("train_nll", "meta_nll") if n in post and n in warm}
+        burn_in = int(post.attrs.get("burn_in", 0))
+        figs.append(figure_html(pp.plot_burn_in(warm_stats["step"].values, {n: warm[n].values for n in kept},
+                                                stats["step"].values, kept, burn_in),
+                                f"Train and meta NLL over the whole run; burn-in ended at step {burn_in} "
+                                "(thin lines: burn-in, not kept)"))
     return figs
 
 
@@ -191,7 +114,7 @@ def compare_html(compare_dir: Path) -> str:
         rows.append(cells)
     parts = [(f"<p>From {html.escape(str(compare_dir))}: scenario {html.escape(str(result.get('scenario', '?')))}, "
              f"seeds {html.escape(str(result.get('seeds', '?')))}.</p>"),
-             _table(["method", *cols], rows).replace("<table>", '<table id="comparison">', 1)]
+             table(["method", *cols], rows, table_id="comparison")]
     if summary:
         parts.append(figure_html(pp.plot_comparison(summary), "Methods compared (mean ± sd over seeds)"))
     for name in ("accuracy_vs_steps.png", "weights_by_group.png"):
@@ -214,7 +137,7 @@ class ReportResult:
     """Where the page went, and the convergence verdict (``None`` without posterior draws)."""
 
     path: Path
-    convergence: ConvergenceReport | None
+    convergence: SplitConvergenceReport | None
 
 
 def write_report(run_dir: str | Path, compare_dir: str | Path | None = None,
@@ -235,19 +158,22 @@ def write_report(run_dir: str | Path, compare_dir: str | Path | None = None,
         with np.load(run_dir / "weights.npz") as f:
             weights = {k: f[k] for k in f.files}
     posterior = read_netcdf(run_dir / "posterior.nc") if (run_dir / "posterior.nc").is_file() else None
-    report = diagnose(posterior, thresholds) if posterior is not None else None
+    report = assess_run_files(posterior, weights, metrics, thresholds) if posterior is not None else None
 
     title = (f"pyrodps report: {metrics.get('method', '?')} on {metrics.get('scenario', '?')}, "
              f"seed {metrics.get('seed', '?')}")
-    body = [f"<h1>{html.escape(title)}</h1>", "<h2>Convergence</h2>"]
+    body = [f"<h1>{html.escape(title)}</h1>"]
     if report is None:
-        body.append('<p id="verdict" class="verdict" data-passed="none">No posterior draws in this folder '
-                    "(posterior.nc is written by the BADS methods): no convergence diagnostics.</p>")
+        body += ["<h2>Convergence</h2>",
+                 ('<p id="verdict" class="verdict" data-passed="none">No posterior draws in this folder '
+                  "(posterior.nc is written by the BADS methods): no convergence diagnostics.</p>")]
     else:
-        body.append(convergence_html(report))
+        w = weights or {}
+        body += convergence_sections(report, w.get("chain_mean"), w.get("corrupted"))
     body += ["<h2>Metrics</h2>", key_value_table(metrics, "metrics")]
     body += ["<h2>Configuration</h2>", key_value_table(config, "config") if config else "<p>No config.json.</p>"]
-    figures = (posterior_figures(posterior, report) if report is not None else []) + (weight_figures(weights) if weights else [])
+    figures = ((posterior_figures(posterior, report.table) if report is not None and report.table is not None else [])
+               + (weight_figures(weights) if weights else []))
     if figures:
         body += ["<h2>Figures</h2>", *figures]
     if compare_dir is not None:

@@ -9,7 +9,7 @@ Each step evaluates the minibatch energy and its gradients once
   independent, and the block step is a Langevin step on the *exact conditional* of each ``u_i``,
   with no N/B factor:
 
-      log p(u_i | θ) = log p_u(u_i) - ρ_θ sigmoid(u_i) l_i(θ)      (log Z(w) ignored)
+      log p(u_i | θ) = log p_u(u_i) - ρ_θ sigmoid(u_i) (l_i(θ) - l_i^ref)      (log Z(w) ignored)
       u_i ← u_i + (ε_t / 2) ∂_{u_i} log p(u_i | θ) + sqrt(ε_t T) ξ_i
 
 * **weight-network block** (a :class:`~pyrodps.models.weight_net.WeightNet` instead of the table):
@@ -36,13 +36,16 @@ from dataclasses import dataclass
 
 import torch
 
-from pyrodps.errors import ValidationError, check_positive
+from pyrodps.errors import ValidationError, check_choice, check_positive
 from pyrodps.inference import fused
 from pyrodps.inference.gradients import make_gradient
 from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_update_
 from pyrodps.inference.kernel import make_generator
 from pyrodps.inference.schedules import Schedule, as_schedule
+from pyrodps.inference.weight_slice import weight_block_slice_
 from pyrodps.models.bads import BADSModel, Batch
+
+WEIGHT_UPDATES = ("langevin", "slice")
 
 
 @dataclass
@@ -78,6 +81,11 @@ class BADSKernel:
         init_theta: flat initial θ for a chain index, or ``None`` for the network as it was built.
         backend: ``"auto"`` (Triton kernels for CUDA tensors, torch otherwise), ``"torch"`` or
             ``"triton"`` for the θ/φ/θ' and w updates; ``None`` reads ``PYRODPS_KERNELS`` (default auto).
+        weight_update: ``"langevin"`` (the unadjusted Langevin step above; fused on Triton) or ``"slice"``
+            (an exact draw from each weight's conditional by slice sampling, no step-size bias, a nearly
+            independent value at every visit; torch operations on any device,
+            :mod:`pyrodps.inference.weight_slice`; ``weight_step_size`` is then its initial width over
+            ``sqrt(T)``).
     """
 
     def __init__(
@@ -93,6 +101,7 @@ class BADSKernel:
         path: str = "fused",
         init_theta: Callable[[int], torch.Tensor] | None = None,
         backend: str | None = None,
+        weight_update: str = "langevin",
     ) -> None:
         self.model = model
         self.step_size = as_schedule(step_size, "step_size")
@@ -106,6 +115,7 @@ class BADSKernel:
         self.gradient = make_gradient(model, path)
         self.init_theta = init_theta
         self.backend = fused.check_backend(backend)
+        self.weight_update = check_choice("weight_update", weight_update, WEIGHT_UPDATES)
 
     def init(
         self, seed: int, chain: int = 0, *, u: torch.Tensor | None = None, companion: torch.Tensor | None = None
@@ -188,13 +198,23 @@ class BADSKernel:
                                      fused.STREAM_COMPANION, backend)
                 if diagnostics:
                     info["companion_nll"] = comp.nll_train.mean()
+            if self.weight_update == "slice":  # an exact draw from each conditional
+                ref = self.model.reference_nll(batch.y_train)
+                delta = est.nll_train - ref if comp is None else est.nll_train - comp.nll_train
+                info["w"], _ = weight_block_slice_(
+                    state.u, idx, delta=delta, prior=self.model.weight_prior, width=self.weight_step_size(t),
+                    temperature=temp, rho_theta=self.model.rho_theta, generator=state.generator, stats=stats)
+                info["stats_updated"] = stats is not None
+                state.step = t + 1
+                return state, info
             # w block: gather u_i, add the companion term, Langevin step, scatter back, statistics
             # (one launch on Triton; noise in-kernel there, from the chain's generator on torch)
             noise = fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U) if backend == "triton" \
                 else state.generator
             info["w"] = fused.weight_block_update_(
                 state.u, idx, step_size=self.weight_step_size(t), temperature=temp, rho_theta=self.model.rho_theta,
-                grad_base=est.grad_u, companion_nll=None if comp is None else comp.nll_train, stats=stats,
+                grad_base=est.grad_u, stats=stats,
+                companion_nll=None if comp is None else comp.nll_train - self.model.reference_nll(batch.y_train),
                 noise=noise, backend=backend)
             info["stats_updated"] = stats is not None
         state.step = t + 1

@@ -42,6 +42,8 @@ class SampleResult:
     per-point statistics of chain ``k`` (after burn-in); :meth:`weight_mean_std` pools them.
     ``window_stats[k]`` holds the same statistics over the last ``average_window`` steps only
     (the running-average window ``S_avg`` of the spec); :meth:`weight_window_mean` pools them.
+    ``warmup_draws[name]`` (``(chains, draws)``) holds the ``warmup_track`` sites at every ``thin``-th
+    step of the burn-in, so a trace can show where burn-in ended.
     """
 
     draws: dict[str, torch.Tensor]
@@ -54,6 +56,7 @@ class SampleResult:
     extras: dict = field(default_factory=dict)
     window_stats: list[OnlineWeightStats] = field(default_factory=list)
     average_window: int | None = None
+    warmup_draws: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def weight_mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and standard deviation of every weight, pooled over chains."""
@@ -90,6 +93,7 @@ class _Chain:
     stats: OnlineWeightStats | None
     window: OnlineWeightStats | None
     store: DrawStore
+    warmup: DrawStore
 
 
 def _payload(chain: int, t: int, live: _Chain, completed: list[dict], extra: ExtraState | None, log: dict) -> dict:
@@ -103,6 +107,7 @@ def _payload(chain: int, t: int, live: _Chain, completed: list[dict], extra: Ext
         "stats": snapshot(live.stats),
         "window": snapshot(live.window),
         "store": live.store.state(),
+        "warmup": live.warmup.state(),
         "extra": snapshot(extra.get()) if extra is not None else None,
         "completed": completed,
         "log": snapshot(log),
@@ -117,6 +122,7 @@ def _restore(live: _Chain, payload: dict, extra: ExtraState | None) -> None:
     if live.window is not None:
         restore_(live.window, payload["window"])
     live.store.load_state(payload["store"])
+    live.warmup.load_state(payload["warmup"])
     if extra is not None:
         extra.set(payload["extra"])
 
@@ -129,6 +135,7 @@ def _rebuild(fresh: _Chain, done: dict) -> _Chain:
     if fresh.window is not None:
         restore_(fresh.window, done["window"])
     fresh.store.load_state(done["store"])
+    fresh.warmup.load_state(done["warmup"])
     return fresh
 
 
@@ -151,6 +158,7 @@ def sample(
     guard: DivergenceGuard | None = None,
     memory_budget: int | None = None,
     spill_dir: str | Path | None = None,
+    warmup_track: Sequence[str] = (),
 ) -> SampleResult:
     """Run ``num_chains`` chains of ``num_steps`` steps each.
 
@@ -172,6 +180,8 @@ def sample(
             :mod:`pyrodps.inference.guard`.
         memory_budget, spill_dir: keep at most this many bytes of draws in memory per chain and
             spill the rest to ``.npy`` chunks in ``spill_dir`` (:class:`DrawStore`).
+        warmup_track: scalar sites also kept at every ``thin``-th step of the burn-in
+            (``SampleResult.warmup_draws``; in memory: burn-in / thin numbers per site and chain).
     """
     check_positive_int("num_steps", num_steps)
     check_positive_int("burn_in", burn_in, minimum=0)
@@ -201,6 +211,7 @@ def sample(
             OnlineWeightStats(num_points) if num_points is not None else None,
             OnlineWeightStats(num_points) if num_points is not None and average_window else None,
             DrawStore(tuple(track), memory_budget, chain_dir),
+            DrawStore(tuple(warmup_track)),
         )
 
     fuses_stats = bool(getattr(kernel, "fuses_weight_stats", False))  # kernel.step(..., stats=) supported
@@ -217,9 +228,10 @@ def sample(
         good = _payload(chain, t, live, completed, extra_state, log) if guard.action == "backoff" else None
         while t < num_steps:
             keep = t >= burn_in and (t - burn_in) % thin == 0
+            warm = bool(warmup_track) and t < burn_in and t % thin == 0
             report = progress and (t % 50 == 0 or t == num_steps - 1)
             fuse_stats = live.stats is not None and t >= burn_in and fuses_stats
-            state, info = kernel.step(live.state, live.batches.next(), keep or report,
+            state, info = kernel.step(live.state, live.batches.next(), keep or report or warm,
                                       **({"stats": live.stats} if fuse_stats else {}))
             live.state = state
             save = checkpoint is not None and ((t + 1) % checkpoint.every == 0 or t == num_steps - 1)
@@ -240,6 +252,9 @@ def sample(
                 live.stats.update(info["idx"], info["w"])
             if t >= window_start and live.window is not None:
                 live.window.update(info["idx"], info["w"])
+            if warm:
+                for name in warmup_track:
+                    live.warmup.append(name, kernel.site(state, info, name))
             if keep:
                 for name in track:
                     live.store.append(name, kernel.site(state, info, name))
@@ -256,7 +271,8 @@ def sample(
         finished.append(live)
         if checkpoint is not None:  # the chain is finished: the next one starts from scratch
             completed = [*completed, {"state": snapshot(live.state), "stats": snapshot(live.stats),
-                                      "window": snapshot(live.window), "store": live.store.state()}]
+                                      "window": snapshot(live.window), "store": live.store.state(),
+                                      "warmup": live.warmup.state()}]
             checkpoint.save({"chain": chain + 1, "t": 0, "state": None, "completed": completed, "log": snapshot(log),
                              "extra": snapshot(extra_state.get()) if extra_state is not None else None})
     bar.close()
@@ -273,4 +289,5 @@ def sample(
         extras={"backoffs": log["backoffs"], "resumed_at": log["resumed_at"]},
         window_stats=[c.window for c in chains if c.window is not None],
         average_window=average_window,
+        warmup_draws={name: torch.stack([c.warmup.stacked(name) for c in chains]) for name in warmup_track},
     )

@@ -6,7 +6,8 @@ Every estimator returns the same :class:`GradientEstimate`:
   estimator skips it when asked with ``need_energy=False``);
 * ``grad_theta``: ``∇_θ Û`` (flat);
 * ``grad_u``: ``∂ log p(u_i | θ) / ∂u_i`` for ``i ∈ B``, the gradient of the *conditional* of each
-  weight given θ (no N/B factor): ``d log p_u(u_i)/du_i - ρ_θ l_i(θ) w_i (1 - w_i)`` (table weights);
+  weight given θ (no N/B factor): ``d log p_u(u_i)/du_i - ρ_θ (l_i(θ) - l_i^ref) w_i (1 - w_i)`` (table
+  weights; ``l_i^ref`` the model's loss reference);
 * ``grad_phi``: ``∇_φ Û`` (N/B-scaled, flat; weight network);
 * ``w``: the batch's current weights.
 
@@ -79,7 +80,8 @@ class AutogradGradient:
             grads = torch.autograd.grad(value, (th, ub) if need_theta else (ub,))
         scale_t = batch.idx_train.shape[0] / self.model.num_train
         with torch.no_grad():
-            u = ub if wn is None else wn.u(ub, wn.features(batch.x_train, batch.y_train, nll_t))
+            deviance = nll_t - self.model.reference_nll(batch.y_train)
+            u = ub if wn is None else wn.u(ub, wn.features(batch.x_train, batch.y_train, deviance))
         return GradientEstimate(
             energy=-value.detach(),
             grad_theta=-grads[0] if need_theta else None,
@@ -142,11 +144,13 @@ class FusedGradient:
         with torch.no_grad():
             nll = nll.detach()
             nll_t, nll_m = nll[:n_t], nll[n_t:]
+            ref = m.reference_nll(batch.y_train)
             wp = m.weight_prior
-            grad_u = wp.grad_log_prob_u(u_batch).sub_(nll_t * w * (1.0 - w), alpha=m.rho_theta)
+            grad_u = wp.grad_log_prob_u(u_batch).sub_((nll_t - ref) * w * (1.0 - w), alpha=m.rho_theta)
             energy = None
             if need_energy:
-                log_prior = m.theta_prior.log_prob(theta, m.layout) + wp.log_prob_u(u_batch).sum() * (m.num_train / n_t)
+                log_prior = m.theta_prior.log_prob(theta, m.layout) + (
+                    wp.log_prob_u(u_batch).sum() + m.rho_theta * torch.dot(w, ref)) * (m.num_train / n_t)
                 energy = weighted.detach() - log_prior
         return GradientEstimate(energy, grad_theta, grad_u, nll_t, nll_m, w)
 
@@ -160,11 +164,12 @@ class FusedGradient:
             ph = phi.detach().requires_grad_(True)
             out = m.net(torch.cat((batch.x_train, batch.x_meta)))
             nll = m.likelihood.nll(out, torch.cat((batch.y_train, batch.y_meta)))
-            nll_t = nll[:n_t]
-            u = wn.u(ph, wn.features(batch.x_train, batch.y_train, nll_t))
+            ref = m.reference_nll(batch.y_train)
+            deviance = torch.cat((nll[:n_t] - ref, nll[n_t:]))
+            u = wn.u(ph, wn.features(batch.x_train, batch.y_train, deviance[:n_t]))
             w = torch.sigmoid(u)
             coef = torch.cat((w * (m.rho_theta * scale_t), w.new_full((n_m,), coef_m)))
-            weighted = torch.dot(nll, coef)
+            weighted = torch.dot(deviance, coef)
             neg_log_lik = weighted - m.weight_prior.log_prob_u(u).sum() * scale_t
             params = [*self.flat.params, ph] if need_theta else [ph]
             grads = torch.autograd.grad(neg_log_lik, params)
@@ -181,7 +186,8 @@ class FusedGradient:
 
 
     def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
-        """One forward/backward of ``ρ_θ (N/B) Σ w_i l_i(θ')`` on the train batch only."""
+        """One forward/backward of ``ρ_θ (N/B) Σ w_i l_i(θ')`` on the train batch only (the loss
+        reference does not depend on θ' and drops out of the gradient)."""
         m = self.model
         self.flat.bind(theta)
         with torch.enable_grad():

@@ -3,8 +3,15 @@
 Posterior over the main network's parameters θ and the instance weights ``w = sigmoid(u)``:
 
     log p(θ, u | D_t, D_m) = log p_0(θ)
-                             + Σ_{i ∈ D_t} [ log p_u(u_i) - ρ_θ w_i l_i(θ) ]
+                             + Σ_{i ∈ D_t} [ log p_u(u_i) - ρ_θ w_i (l_i(θ) - l_i^ref) ]
                              - ρ_m Σ_{j ∈ D_m} l_j(θ)          (+ const, log Z(w) dropped)
+
+``l_i^ref`` is the loss's reference level (``loss_reference``): with ``"saturated"`` (the default) the
+loss of the best possible output for ``y_i`` (:meth:`Likelihood.saturated_nll`; 0 for a categorical
+likelihood, ``log(s sqrt(2π))`` for a Gaussian of scale ``s``), so the weights see the deviance and do
+not move when the likelihood gains an additive constant; ``"none"`` uses ``l_i^ref = 0``. The
+reference does not depend on θ: it is an exponential tilt ``exp(ρ_θ w_i l_i^ref)`` of the weight
+prior, and the θ-gradient is unchanged.
 
 On a train minibatch ``B_t`` and a meta minibatch ``B_m`` each sum is replaced by its unbiased
 estimate ``(N / |B_t|) Σ_{i ∈ B_t}`` and ``(M / |B_m|) Σ_{j ∈ B_m}``; Pyro's subsampled
@@ -21,12 +28,14 @@ from pyro import poutine
 from torch import nn
 from torch.func import functional_call
 
-from pyrodps.errors import ValidationError, check_positive
+from pyrodps.errors import ValidationError, check_choice, check_positive
 from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Likelihood
 from pyrodps.models.normaliser import check_log_z
 from pyrodps.models.priors import IsotropicGaussian, ThetaPrior, UniformWeight, WeightPrior
 from pyrodps.models.weight_net import WeightNet
+
+LOSS_REFERENCES = ("saturated", "none")
 
 
 @dataclass
@@ -92,6 +101,8 @@ class BADSModel:
         rho_meta: ``ρ_m`` of the meta likelihood.
         log_z: treatment of ``log Z(w)``: ``"ignore"`` or ``"companion"``
             (:mod:`pyrodps.models.normaliser`).
+        loss_reference: ``"saturated"`` or ``"none"``: the level ``l_i^ref`` the weights measure the
+            loss against (module docstring).
         joint_forward: run train and meta examples through the network in one call (faster; needs a
             network whose output for one example does not depend on the rest of the batch).
         weight_net: amortise the weights with a :class:`~pyrodps.models.weight_net.WeightNet`
@@ -110,6 +121,7 @@ class BADSModel:
         rho_theta: float = 1.0,
         rho_meta: float = 1.0,
         log_z: str = "ignore",
+        loss_reference: str = "saturated",
         joint_forward: bool = True,
         weight_net: WeightNet | None = None,
     ) -> None:
@@ -130,6 +142,7 @@ class BADSModel:
         self.rho_theta = check_positive("rho_theta", rho_theta)
         self.rho_meta = check_positive("rho_meta", rho_meta)
         self.log_z = check_log_z(log_z)
+        self.loss_reference = check_choice("loss_reference", loss_reference, LOSS_REFERENCES)
         if weight_net is not None and self.log_z == "companion":
             raise ValidationError("log_z", "the companion estimator is implemented for table weights only")
         self.weight_net = weight_net
@@ -152,12 +165,13 @@ class BADSModel:
             out = functional_call(self.net, params, (batch.x_train,))
             nll = -self.likelihood.distribution(out).log_prob(batch.y_train)
             pyro.deterministic("train_nll", nll.detach())
+            deviance = nll - self.reference_nll(batch.y_train)
             if wn is None:
                 u = pyro.sample("u", self.weight_prior.u_distribution())
             else:  # amortised: u_i = g_φ(h_i), the weight prior kept as a factor on the amortised u_i
-                u = wn.u(phi, wn.features(batch.x_train, batch.y_train, nll))
+                u = wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance))
                 pyro.factor("weight_prior", self.weight_prior.log_prob_u(u))
-            pyro.factor("train_loss", -self.rho_theta * torch.sigmoid(u) * nll)
+            pyro.factor("train_loss", -self.rho_theta * torch.sigmoid(u) * deviance)
         with pyro.plate("meta", self.num_meta, subsample=batch.idx_meta):
             out_m = functional_call(self.net, params, (batch.x_meta,))
             lik_m = self.likelihood.distribution(out_m)
@@ -174,7 +188,7 @@ class BADSModel:
             out = functional_call(self.net, params, (batch.x_train,))
             nll = -self.likelihood.distribution(out).log_prob(batch.y_train)
             pyro.deterministic("train_nll", nll.detach())
-            pyro.factor("train_loss", -self.rho_theta * w_batch * nll)
+            pyro.factor("train_loss", -self.rho_theta * w_batch * (nll - self.reference_nll(batch.y_train)))
 
     def companion_reference_trace(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> poutine.Trace:
         """Pyro trace of :meth:`pyro_companion_model` conditioned on ``θ'``."""
@@ -186,7 +200,8 @@ class BADSModel:
         out = functional_call(self.net, self.layout.unflatten(theta), (batch.x_train,))
         nll = self.likelihood.nll(out, batch.y_train)
         scale = self.num_train / batch.x_train.shape[0]
-        value = self.theta_prior.log_prob(theta, self.layout) - (self.rho_theta * scale) * (w_batch * nll).sum()
+        deviance = nll - self.reference_nll(batch.y_train)
+        value = self.theta_prior.log_prob(theta, self.layout) - (self.rho_theta * scale) * (w_batch * deviance).sum()
         return value, nll.detach()
 
     def reference_trace(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> poutine.Trace:
@@ -215,14 +230,21 @@ class BADSModel:
         scale_t = self.num_train / n_t
         scale_m = self.num_meta / batch.x_meta.shape[0]
         value = self.theta_prior.log_prob(theta, self.layout) - (self.rho_meta * scale_m) * nll_m.sum()
+        deviance = nll_t - self.reference_nll(batch.y_train)
         if self.weight_net is None:
             u_batch = weights
         else:
-            u_batch = self.weight_net.u(weights, self.weight_net.features(batch.x_train, batch.y_train, nll_t))
+            u_batch = self.weight_net.u(weights, self.weight_net.features(batch.x_train, batch.y_train, deviance))
             value = value + self.weight_net.log_prior(weights)
-        train_term = (self.weight_prior.log_prob_u(u_batch) - self.rho_theta * torch.sigmoid(u_batch) * nll_t).sum()
+        train_term = (self.weight_prior.log_prob_u(u_batch) - self.rho_theta * torch.sigmoid(u_batch) * deviance).sum()
         value = value + scale_t * train_term
         return LogJoint(value, nll_t.detach(), nll_m.detach())
+
+    def reference_nll(self, y: torch.Tensor) -> torch.Tensor:
+        """``l_i^ref`` of the targets ``y`` (per example): the likelihood's saturated loss, or zeros."""
+        if self.loss_reference == "none":
+            return torch.zeros(y.shape[0], dtype=torch.get_default_dtype(), device=y.device)
+        return self.likelihood.saturated_nll(y)
 
     def initial_theta(self) -> torch.Tensor:
         """The flat parameter vector of the network as it was when the model was built (samplers

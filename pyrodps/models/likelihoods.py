@@ -28,6 +28,13 @@ class Likelihood(ABC):
         """Per-example ``l_i = -log p(y_i | x_i, θ)``, shape ``(B,)``."""
         return -self.distribution(output).log_prob(y)
 
+    def saturated_nll(self, y: torch.Tensor) -> torch.Tensor:
+        """``l_i^sat = inf_output -log p(y_i | output)``, per example: the loss of the best possible output
+        (the saturated model). The weights measure ``l_i - l_i^sat`` (the deviance), which does not
+        change when the likelihood gains a constant. Default: 0 (right for a loss whose infimum is 0,
+        such as the cross-entropy); a likelihood with a normalising constant overrides it."""
+        return torch.zeros(y.shape[0], dtype=torch.get_default_dtype(), device=y.device)
+
     @abstractmethod
     def output_dim(self, y: torch.Tensor) -> int:
         """Width of the network's last layer for targets ``y``."""
@@ -81,6 +88,10 @@ class Gaussian(Likelihood):
 
     def nll(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (output.squeeze(-1) - y).square() * (0.5 / self.scale**2) + self._log_norm
+
+    def saturated_nll(self, y: torch.Tensor) -> torch.Tensor:
+        """``log(s sqrt(2π))``, the loss at ``f_θ(x_i) = y_i``."""
+        return torch.full((y.shape[0],), self._log_norm, dtype=y.dtype, device=y.device)
 
     def output_dim(self, y: torch.Tensor) -> int:
         return 1

@@ -73,6 +73,95 @@ class IsotropicGaussian(ThetaPrior):
         return f"IsotropicGaussian(scale={self.scale})"
 
 
+class FanInGaussian(ThetaPrior):
+    """Layer-wise ``p_0(θ) = Π_layers N(θ_layer; 0, (c / fan_in) I)``, the usual Bayesian-neural-network
+    prior (the variance of He/LeCun initialisation up to the gain ``c``).
+
+    ``fan_in`` of a tensor with two or more dimensions is the product of all but its first (``in`` of a
+    ``Linear``, ``in_channels × kernel`` of a convolution); a one-dimensional tensor (a bias, a norm's
+    scale) takes the fan-in of the weight just before it in the layout, or 1 if there is none.
+    ``log p_0 = Σ_k -θ_k² / (2 s_k²) - log(s_k sqrt(2π))`` with ``s_k = sqrt(c / fan_in(k))``.
+    """
+
+    def __init__(self, gain: float = 1.0) -> None:
+        self.gain = check_positive("theta_prior_gain", gain)
+        self._cache: tuple[object, torch.Tensor, float] | None = None
+
+    @staticmethod
+    def fan_ins(layout: ParamLayout) -> list[int]:
+        """The fan-in of every tensor of ``layout`` (rule in the class docstring)."""
+        out, last = [], 1
+        for shape in layout.shapes:
+            if len(shape) >= 2:
+                last = max(1, math.prod(shape[1:]))
+            out.append(last)
+        return out
+
+    def scales(self, layout: ParamLayout) -> torch.Tensor:
+        """The per-element standard deviations ``s_k`` as a flat float64 vector."""
+        return torch.cat([torch.full((n,), math.sqrt(self.gain / f), dtype=torch.float64)
+                          for n, f in zip(layout.numels, self.fan_ins(layout))])
+
+    def _precision(self, layout: ParamLayout, like: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """``1 / s_k²`` in ``like``'s dtype and device, and ``Σ_k log(s_k sqrt(2π))`` (cached)."""
+        key = (layout, like.dtype, like.device)
+        if self._cache is None or self._cache[0] != key:
+            s = self.scales(layout)
+            const = float(torch.log(s).sum()) + 0.5 * math.log(2 * math.pi) * s.numel()
+            self._cache = (key, s.pow(-2).to(dtype=like.dtype, device=like.device), const)
+        return self._cache[1], self._cache[2]
+
+    def distribution(self, layout: ParamLayout) -> dist.Distribution:
+        return dist.Normal(0.0, self.scales(layout).to(torch.get_default_dtype())).to_event(1)
+
+    def log_prob(self, theta: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
+        precision, const = self._precision(layout, theta)
+        return -0.5 * (theta.square() * precision).sum() - const
+
+    def grad_log_prob(self, theta: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
+        """``-θ_k / s_k²``."""
+        return -theta * self._precision(layout, theta)[0]
+
+    def __repr__(self) -> str:
+        return f"FanInGaussian(gain={self.gain})"
+
+
+def calibrated_scale(weight_decay: float, rho_theta: float, num_train: int) -> float:
+    """The sd ``s`` of an isotropic prior that acts on the data term like weight decay ``λ`` on a mean loss:
+
+        -log p(θ | w = 1) = ρ_θ Σ_i l_i(θ) + |θ|² / (2 s²) = ρ_θ N [ mean_i l_i(θ) + (λ / 2) |θ|² ]
+
+    so ``s = 1 / sqrt(λ ρ_θ N)``. The temperature ``T`` divides both terms, so it does not enter.
+    """
+    check_positive("weight_decay", weight_decay)
+    return 1.0 / math.sqrt(weight_decay * check_positive("rho_theta", rho_theta) * num_train)
+
+
+THETA_PRIORS = ("isotropic", "fan-in", "calibrated")
+
+
+def make_theta_prior(name: str, *, rho_theta: float, num_train: int, **kwargs: float) -> ThetaPrior:
+    """Build a network prior by name:
+
+    * ``"isotropic"`` (``scale``, default 1): ``N(0, scale² I)``;
+    * ``"fan-in"`` (``gain``, default 1): :class:`FanInGaussian`, variance ``gain / fan_in`` per layer;
+    * ``"calibrated"`` (``weight_decay``, default 5e-4): ``N(0, s² I)`` with ``s`` from
+      :func:`calibrated_scale`, the prior that matches weight decay ``λ`` relative to ``ρ_θ`` and ``N``.
+    """
+    accepted = {"isotropic": ("scale",), "fan-in": ("gain",), "calibrated": ("weight_decay",)}
+    if name not in accepted:
+        raise ValidationError("theta_prior", f"unknown prior {name!r}; choose one of {', '.join(THETA_PRIORS)}")
+    unknown = sorted(set(kwargs) - set(accepted[name]))
+    if unknown:
+        raise ValidationError("theta_prior_kwargs", f"{name!r} takes {', '.join(accepted[name])}; "
+                              f"got unknown {', '.join(map(repr, unknown))}")
+    if name == "isotropic":
+        return IsotropicGaussian(kwargs.get("scale", 1.0))
+    if name == "fan-in":
+        return FanInGaussian(kwargs.get("gain", 1.0))
+    return IsotropicGaussian(calibrated_scale(kwargs.get("weight_decay", 5e-4), rho_theta, num_train))
+
+
 # ----------------------------------------------------------------------------- weight priors
 class WeightPrior(ABC):
     """A prior ``p(w)`` on one instance weight ``w ∈ (0, 1)``."""
