@@ -1,7 +1,8 @@
 """Generate the README's results tables from the benchmark JSON (never typed by hand).
 
 Reads ``benchmarks/results/compare/*/comparison.json`` (written by ``benchmarks/scenarios.sh``),
-``benchmarks/results/meta_sweep.json`` and, when they exist, ``benchmarks/results/blo_vs_bads.json``
+``benchmarks/results/meta_sweep.json`` and ``meta_sweep_imbalance.json`` (``benchmarks/meta_sweep.py``),
+``benchmarks/results/long_run*.json`` (``benchmarks/long_run.py``) and, when they exist, ``benchmarks/results/blo_vs_bads.json``
 (per-step time and peak memory of SGD, BADS, L2RW and Meta-Weight-Net; quality at equal steps and
 equal wall-clock) and ``benchmarks/results/binary_imbalance_sweep.json``, and rewrites the part of
 README.md between ``<!-- results:begin -->`` and ``<!-- results:end -->``. ``--check`` exits 1 if
@@ -117,6 +118,72 @@ def render_binary_sweep(r: dict) -> list[str]:
     return parts
 
 
+def render_meta_sweep(r: dict, key: str) -> list[str]:
+    """Markdown lines for a ``meta_sweep*.json``: ``key`` per meta-set size (rows) and method (columns)."""
+    parts = [f"**Meta-set size sweep** on {r['scenario']} ({key.replace('_', ' ')}), seeds {','.join(map(str, r['seeds']))}\n",
+             "| meta per class | " + " | ".join(r["methods"]) + " |", "|---|" + "---|" * len(r["methods"])]
+    for k in r["sizes"]:
+        s = r["summary"][str(k)]
+        parts.append(f"| {k} | " + " | ".join(_cell(s[m], key) for m in r["methods"]) + " |")
+    return [*parts, ""]
+
+
+LONG_RUN_STEPS = (5_000, 20_000, 100_000)
+
+
+def render_long_runs(results: Path) -> list[str]:
+    """Markdown lines for ``long_run*.json`` (``benchmarks/long_run.py``): per run, the metrics a run
+    stopped at the default steps and at each longer step count would report (mean ± sd over seeds), and
+    the largest drop from the best value along the way."""
+    files = sorted(results.glob("long_run*.json"))
+    if not files:
+        return []
+    parts = ["**Long runs** (`benchmarks/long_run.py`: the metrics a run of t steps reports, from one run per seed; "
+             "drop: best along the way from step 2,000 minus the last)\n",
+             "| scenario | seeds | metric | " + " | ".join(f"{t:,} steps" for t in LONG_RUN_STEPS) + " | max drop |",
+             "|---|---|---|" + "---|" * (len(LONG_RUN_STEPS) + 1)]
+    for path in files:
+        r = json.loads(path.read_text())
+        seeds = ",".join(str(run["seed"]) for run in r["runs"])
+        for key in ("test_accuracy", "balanced_accuracy", "selection_auroc"):
+            if key not in r["summary"] or (key == "balanced_accuracy" and "selection_auroc" in r["summary"]):
+                continue
+            cells = []
+            for t in LONG_RUN_STEPS:
+                vals = [row[key] for run in r["runs"] for row in run["rows"] if row["step"] == t and key in row]
+                if len(vals) != len(r["runs"]):
+                    cells.append("-")
+                    continue
+                mean = sum(vals) / len(vals)
+                sd = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+                cells.append(f"{mean:.3f} ± {sd:.3f}")
+            parts.append(f"| {r['scenario']} | {seeds} | {key.replace('_', ' ')} | " + " | ".join(cells)
+                         + f" | {r['summary'][key]['max_drop']:+.3f} |")
+    return [*parts, ""]
+
+
+def render_default_sweep(r: dict) -> list[str]:
+    """Markdown lines for ``default_sweep.json``: every candidate run measured while choosing the defaults."""
+    parts = ["**Choosing the defaults** (`benchmarks/results/default_sweep.json`; each row one `benchmarks/long_run.py` "
+             "run: the metric a run stopped at t steps reports; drop: best from step 2,000 on minus the last)\n",
+             "| scenario | seed | θ prior | ρ_θ | meta | step | w block (prior) | burn-in | metric | 3k | 5k | 10k | 20k | drop |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+
+    def prior(row: dict) -> str:
+        kw = row["theta_prior_kwargs"]
+        return {"calibrated": f"λ={kw.get('weight_decay', '')}", "isotropic": f"N(0, {kw.get('scale', 1.0)}²)",
+                "fan-in": f"fan-in c={kw.get('gain', 1.0)}"}.get(row["theta_prior"], row["theta_prior"])
+
+    for row in sorted(r["rows"], key=lambda x: (x["scenario"], x["name"], x["seed"])):
+        meta = f"share {row['meta_share']}" if row["meta_share"] is not None else f"ρ_m={row['rho_meta']}"
+        m = row["metric"]
+        cells = [_num(row.get(f"{m}@{t}"), ".3f") for t in (3000, 5000, 10000, 20000)]
+        parts.append(f"| {row['scenario']} | {row['seed']} | {prior(row)} | {row['rho_theta']:g} | {meta} | "
+                     f"{row['step_size']:g} | {row['weight_update']} ({row.get('weight_prior', 'uniform')}) | {row['burn_in_fraction']} | "
+                     f"{m.replace('_accuracy', '')} | " + " | ".join(cells) + f" | {row['max_drop']:+.3f} |")
+    return [*parts, ""]
+
+
 def render(results: Path) -> str:
     parts = []
     for path in sorted((results / "compare").glob("*/comparison.json")):
@@ -133,16 +200,14 @@ def render(results: Path) -> str:
             cells += [_cell(s, f"mean_weight_{g}") for g in groups]
             parts.append("| " + " | ".join(cells) + " |")
         parts.append("")
-    sweep = results / "meta_sweep.json"
+    for name, key in (("meta_sweep.json", "test_accuracy"), ("meta_sweep_imbalance.json", "balanced_accuracy")):
+        sweep = results / name
+        if sweep.is_file():
+            parts += render_meta_sweep(json.loads(sweep.read_text()), key)
+    parts += render_long_runs(results)
+    sweep = results / "default_sweep.json"
     if sweep.is_file():
-        r = json.loads(sweep.read_text())
-        parts.append(f"**Meta-set size sweep** on {r['scenario']} (test accuracy), seeds {','.join(map(str, r['seeds']))}\n")
-        parts.append("| meta per class | " + " | ".join(r["methods"]) + " |")
-        parts.append("|---|" + "---|" * len(r["methods"]))
-        for k in r["sizes"]:
-            s = r["summary"][str(k)]
-            parts.append(f"| {k} | " + " | ".join(_cell(s[m], "test_accuracy") for m in r["methods"]) + " |")
-        parts.append("")
+        parts += render_default_sweep(json.loads(sweep.read_text()))
     blo = results / "blo_vs_bads.json"
     if blo.is_file():
         parts += render_blo_vs_bads(json.loads(blo.read_text()))

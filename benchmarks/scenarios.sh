@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS="${1:-0,1,2}"
 PY=${PY:-.venv/bin/python}
-METHODS=bads,bads-companion,bads-weightnet,mixing,meta-only,dup-meta,random-select
+METHODS=bads,bads-no-meta,bads-v0.1,bads-companion,bads-weightnet,mixing,meta-only,dup-meta,oracle,random-select
 for data in digits mnist1d; do
   for kind in label-noise imbalance binary-imbalance feature-noise off-domain; do
     s="$data-$kind"

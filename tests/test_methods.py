@@ -23,6 +23,9 @@ def test_naive_training_sets(problem):
     assert np.array_equal(x, problem.x_meta) and np.array_equal(y, problem.y_meta)
     x, _ = naive_training_set(problem, "dup-meta", rng)
     assert x.shape[0] == n + m * int(np.ceil(n / m))
+    x, y = naive_training_set(problem, "oracle", rng)
+    clean = ~problem.corrupted
+    assert x.shape[0] == clean.sum() + m and np.array_equal(y[: clean.sum()], problem.y_train[clean])
     x, _ = naive_training_set(problem, "random-select", rng, keep_fraction=0.25)
     assert x.shape[0] == round(0.25 * n) + m
     with pytest.raises(ValidationError, match="keep_fraction"):

@@ -4,6 +4,8 @@
 * ``meta-only``: the meta set alone.
 * ``dup-meta``: train ∪ meta with the meta set repeated ``ceil(N / M)`` times, so clean examples
   make up about half of the mix.
+* ``oracle``: the training points the ground truth marks clean (``corrupted`` False) ∪ meta: what a
+  perfect selector would train on (needs the problem's ``corrupted`` mask; without one, all points).
 * ``random-select``: a uniformly random subset of ``round(keep_fraction · N)`` training points ∪ meta
   (``pyrodps compare`` sets ``keep_fraction`` to the fraction BADS keeps, the effective sample size
   ``(Σ w)² / Σ w²`` of its posterior-mean weights over N).
@@ -18,7 +20,7 @@ import numpy as np
 from pyrodps.data.dataset import SelectionProblem
 from pyrodps.errors import check_choice, check_fraction
 
-NAIVE_METHODS = ("mixing", "meta-only", "dup-meta", "random-select")
+NAIVE_METHODS = ("mixing", "meta-only", "dup-meta", "oracle", "random-select")
 
 
 def naive_training_set(
@@ -31,6 +33,9 @@ def naive_training_set(
         return np.concatenate([xt, xm]), np.concatenate([yt, ym])
     if method == "meta-only":
         return xm, ym
+    if method == "oracle":
+        clean = np.ones(xt.shape[0], bool) if problem.corrupted is None else ~np.asarray(problem.corrupted, bool)
+        return np.concatenate([xt[clean], xm]), np.concatenate([yt[clean], ym])
     if method == "dup-meta":
         reps = max(1, math.ceil(xt.shape[0] / xm.shape[0]))
         return np.concatenate([xt, *([xm] * reps)]), np.concatenate([yt, *([ym] * reps)])
