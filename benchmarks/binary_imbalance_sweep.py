@@ -7,7 +7,7 @@ about 121 nines, so the ratios 0.99 and 0.995 both leave a single four). The met
 ``--meta-per-class`` clean examples of each class (5, i.e. 10 points), the test set the loaded,
 balanced proportions. For every ratio in ``--ratios``, seed in ``--seeds`` and method in
 ``--methods`` (``mixing``: plain momentum SGD on train ∪ meta; ``l2rw``; ``mwn``; ``bads``) it runs
-:func:`pyrodps.methods.run_method` (the methods' default 3,000 steps unless ``--steps``) and
+:func:`pyrodps.methods.run_method` (each method's default steps unless ``--steps``) and
 records test accuracy, balanced accuracy and the mean weight of the minority and majority points.
 The training set is smaller than 128 at most ratios, so every method then sees the whole of it
 each step.
@@ -32,7 +32,7 @@ from pyrodps.compare import summarize_runs
 from pyrodps.data import make_scenario
 from pyrodps.errors import check_choice
 from pyrodps.io import write_json
-from pyrodps.methods import run_method
+from pyrodps.methods import METHODS as ALL_METHODS, run_method
 from pyrodps.runner import machine_description
 
 SCENARIO = "digits-binary-imbalance"
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--ratios", default=RATIOS)
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--steps", type=int, default=None, help="steps of every method (default: their default, 3000)")
+    ap.add_argument("--steps", type=int, default=None, help="steps of every method (default: each method's own default)")
     ap.add_argument("--meta-per-class", type=int, default=5)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/binary_imbalance_sweep.json"))
     args = ap.parse_args(argv)
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     methods = [m for m in args.methods.split(",") if m]
     for m in methods:
-        check_choice("methods", m, METHODS)
+        check_choice("methods", m, ALL_METHODS)
     res = sweep(ratios, methods, seeds, args.steps, args.meta_per_class)
     result = {"benchmark": "binary_imbalance_sweep", "scenario": SCENARIO, "ratios": ratios, "seeds": seeds,
               "methods": methods, "steps": sorted({run["steps"] for run in res["runs"]}),

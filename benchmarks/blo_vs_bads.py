@@ -45,7 +45,7 @@ label noise) and ``digits-imbalance`` and ``mnist1d-imbalance`` (long tail, rati
 ``bads``, ``l2rw``, ``mwn``, ``mixing`` over ``--seeds``, through
 :func:`pyrodps.methods.run_method` and :meth:`MethodResult.metrics`:
 
-* *equal steps*: every method ``--steps`` steps (default 3000, the methods' default);
+* *equal steps*: every method ``--steps`` steps (default 5000, the BADS default);
 * *equal wall-clock*: every method gets the wall time ``W_bads`` of the equal-steps BADS run on the
   same problem and seed: it runs ``round(steps * W_bads / W_method)`` steps, ``W_method`` the wall
   time of its own equal-steps run there (so the per-step time includes each method's periodic
@@ -61,7 +61,7 @@ only the networks (per device) and problems it ran, so the parts can run separat
 accuracy against wall-clock seconds for every quality problem.
 
     python benchmarks/blo_vs_bads.py [--parts timing,quality] [--networks digits-mlp,mnist1d-cnn,resnet]
-        [--device cpu] [--timing-steps 200] [--warmup 20] [--steps 3000] [--seeds 0,1,2]
+        [--device cpu] [--timing-steps 200] [--warmup 20] [--steps 5000] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -383,7 +383,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--resnet-blocks", type=int, default=1, help="blocks per stage (1: ResNet-8)")
     ap.add_argument("--problems", default=",".join(QUALITY_PROBLEMS))
     ap.add_argument("--methods", default=",".join(QUALITY_METHODS), help="quality methods (bads required)")
-    ap.add_argument("--steps", type=int, default=3000, help="steps of every method at equal steps")
+    ap.add_argument("--steps", type=int, default=5000, help="steps of every method at equal steps")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/blo_vs_bads.json"))
     ap.add_argument("--in-process", action="store_true", help="time in this process (tests only: memory not isolated)")
