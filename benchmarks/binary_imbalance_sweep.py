@@ -32,7 +32,8 @@ from pyrodps.compare import summarize_runs
 from pyrodps.data import make_scenario
 from pyrodps.errors import check_choice
 from pyrodps.io import write_json
-from pyrodps.methods import METHODS as ALL_METHODS, run_method
+from pyrodps.methods import METHODS as ALL_METHODS
+from pyrodps.methods import run_method
 from pyrodps.runner import machine_description
 
 SCENARIO = "digits-binary-imbalance"

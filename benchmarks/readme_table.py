@@ -140,8 +140,8 @@ def render_long_runs(results: Path) -> list[str]:
     files = sorted(results.glob("long_run*.json"))
     if not files:
         return []
-    parts = ["**Long runs** (`benchmarks/long_run.py`: the metrics a run of t steps reports, from one run per seed; "
-             "drop: best along the way from step 2,000 minus the last)\n",
+    parts = [("**Long runs** (`benchmarks/long_run.py`: the metrics a run of t steps reports, from one run per seed; "
+              "drop: best along the way from step 2,000 minus the last)\n"),
              "| scenario | seeds | metric | " + " | ".join(f"{t:,} steps" for t in LONG_RUN_STEPS) + " | max drop |",
              "|---|---|---|" + "---|" * (len(LONG_RUN_STEPS) + 1)]
     for path in files:
@@ -166,8 +166,8 @@ def render_long_runs(results: Path) -> list[str]:
 
 def render_default_sweep(r: dict) -> list[str]:
     """Markdown lines for ``default_sweep.json``: every candidate run measured while choosing the defaults."""
-    parts = ["**Choosing the defaults** (`benchmarks/results/default_sweep.json`; each row one `benchmarks/long_run.py` "
-             "run: the metric a run stopped at t steps reports; drop: best from step 2,000 on minus the last)\n",
+    parts = [("**Choosing the defaults** (`benchmarks/results/default_sweep.json`; each row one `benchmarks/long_run.py` "
+              "run: the metric a run stopped at t steps reports; drop: best from step 2,000 on minus the last)\n"),
              "| scenario | seed | θ prior | ρ_θ | meta | step | w block (prior) | burn-in | metric | 3k | 5k | 10k | 20k | drop |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 

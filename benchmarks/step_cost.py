@@ -19,10 +19,10 @@ statistics. An SGD step: gather the same batch, forward, backward, momentum-SGD.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch

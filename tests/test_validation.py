@@ -10,13 +10,13 @@ from pyrodps.data.digits import digits_label_noise
 
 def arrays(n=40, m=10, t=10, d=6, c=3, seed=0):
     r = np.random.default_rng(seed)
-    return dict(
-        name="toy",
-        x_train=r.normal(size=(n, d)).astype(np.float32), y_train=r.integers(0, c, n),
-        x_meta=r.normal(size=(m, d)).astype(np.float32), y_meta=r.integers(0, c, m),
-        x_test=r.normal(size=(t, d)).astype(np.float32), y_test=r.integers(0, c, t),
-        num_classes=c,
-    )
+    return {
+        "name": "toy",
+        "x_train": r.normal(size=(n, d)).astype(np.float32), "y_train": r.integers(0, c, n),
+        "x_meta": r.normal(size=(m, d)).astype(np.float32), "y_meta": r.integers(0, c, m),
+        "x_test": r.normal(size=(t, d)).astype(np.float32), "y_test": r.integers(0, c, t),
+        "num_classes": c,
+    }
 
 
 def bad(**changes):

@@ -21,7 +21,7 @@ def uniform_label_noise(
     from the *other* ``C - 1`` classes. Returns ``(noisy labels, corrupted mask)``."""
     check_fraction("noise_rate", rate, open_high=True)
     n = y.shape[0]
-    flip = rng.permutation(n)[: int(round(rate * n))]
+    flip = rng.permutation(n)[: round(rate * n)]
     y_noisy = y.copy()
     shift = rng.integers(1, num_classes, size=flip.shape[0])
     y_noisy[flip] = (y[flip] + shift) % num_classes

@@ -22,15 +22,15 @@ from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_update_
 from pyrodps.inference.schedules import Schedule, as_schedule
 
 S = TypeVar("S")
-B = TypeVar("B", contravariant=True)
+B_contra = TypeVar("B_contra", contravariant=True)
 
 
-class Kernel(Protocol, Generic[S, B]):
+class Kernel(Protocol, Generic[S, B_contra]):
     """What the driver needs of a sampler."""
 
     def init(self, seed: int, chain: int = 0) -> S: ...
 
-    def step(self, state: S, batch: B, diagnostics: bool = True) -> tuple[S, dict[str, torch.Tensor]]: ...
+    def step(self, state: S, batch: B_contra, diagnostics: bool = True) -> tuple[S, dict[str, torch.Tensor]]: ...
 
     def site(self, state: S, info: dict[str, torch.Tensor], name: str) -> torch.Tensor: ...
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import pyro.distributions as dist
 import torch
@@ -259,7 +259,7 @@ class TruncatedNormalUnit(dist.TorchDistribution):
     ``log p(w) = log N(w; loc, scale) - log(Φ((1-loc)/scale) - Φ(-loc/scale))``.
     """
 
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
+    arg_constraints: ClassVar[dict] = {"loc": constraints.real, "scale": constraints.positive}
     support = constraints.unit_interval
     has_rsample = False
 
@@ -283,7 +283,7 @@ class TruncatedNormalUnit(dist.TorchDistribution):
         p = self._lo + q * self._mass
         return self.loc + self.scale * std.icdf(p)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008 (torch's signature)
         with torch.no_grad():
             return self.icdf(torch.rand(sample_shape))
 
