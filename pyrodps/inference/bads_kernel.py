@@ -204,18 +204,16 @@ class BADSKernel:
                 info["w"], _ = weight_block_slice_(
                     state.u, idx, delta=delta, prior=self.model.weight_prior, width=self.weight_step_size(t),
                     temperature=temp, rho_theta=self.model.rho_theta, generator=state.generator, stats=stats)
-                info["stats_updated"] = stats is not None
-                state.step = t + 1
-                return state, info
-            # w block: gather u_i, add the companion term, Langevin step, scatter back, statistics
-            # (one launch on Triton; noise in-kernel there, from the chain's generator on torch)
-            noise = fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U) if backend == "triton" \
-                else state.generator
-            info["w"] = fused.weight_block_update_(
-                state.u, idx, step_size=self.weight_step_size(t), temperature=temp, rho_theta=self.model.rho_theta,
-                grad_base=est.grad_u, stats=stats,
-                companion_nll=None if comp is None else comp.nll_train - self.model.reference_nll(batch.y_train),
-                noise=noise, backend=backend)
+            else:
+                # w block: gather u_i, add the companion term, Langevin step, scatter back, statistics
+                # (one launch on Triton; noise in-kernel there, from the chain's generator on torch)
+                noise = fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U) if backend == "triton" \
+                    else state.generator
+                info["w"] = fused.weight_block_update_(
+                    state.u, idx, step_size=self.weight_step_size(t), temperature=temp, rho_theta=self.model.rho_theta,
+                    grad_base=est.grad_u, stats=stats,
+                    companion_nll=None if comp is None else comp.nll_train - self.model.reference_nll(batch.y_train),
+                    noise=noise, backend=backend)
             info["stats_updated"] = stats is not None
         state.step = t + 1
         return state, info
