@@ -1,0 +1,91 @@
+"""The fixed list of runs whose results must not change when the code is restructured.
+
+Every method on two scenarios (digits: MLP; MNIST-1D: CNN), and the BADS variants: SGLD and pSGLD,
+the companion estimator, the weight network, Beta and truncated-Gaussian weight priors, the Langevin
+weight block, 2 chains. :func:`run_all` gives ``{name: array}``; ``tests/golden/behaviour.npz`` holds
+the arrays recorded before the restructuring (issue #12) and ``tests/test_behaviour_preserved.py``
+checks them with ``np.array_equal``. Re-record only for an intended change of behaviour::
+
+    python -m tests.behaviour_runs --record
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+GOLDEN = Path(__file__).parent / "golden" / "behaviour.npz"
+SCENARIOS = {"digits": ("digits-label-noise", {}), "mnist1d": ("mnist1d-label-noise", {"num_samples": 600})}
+METHODS = ("bads", "bads-companion", "bads-weightnet", "bads-no-meta", "bads-v0.1", "l2rw", "mwn", "mixing",
+           "meta-only", "dup-meta", "oracle", "random-select")
+# BADS variants: BADSConfig overrides on top of the method "bads"
+VARIANTS = {
+    "sgld": {"psgld": False},
+    "beta": {"weight_prior": "beta", "weight_prior_kwargs": {"a": 2.0, "b": 2.0}},
+    "truncgauss": {"weight_prior": "truncated-gaussian"},
+    "langevin": {"weight_update": "langevin", "weight_step_size": 0.5},
+    "chains2": {"chains": 2},
+    "companion-sgld-chains2": {"log_z": "companion", "psgld": False, "chains": 2},
+    "weightnet-chains2": {"weights": "network", "chains": 2},
+}
+STEPS = 40
+
+
+def _bads_config():
+    from pyrodps import BADSConfig
+
+    return BADSConfig(steps=STEPS, thin=5, hidden=(16,), track_weights=8)
+
+
+def _configs():
+    from pyrodps.baselines.l2rw import L2RWConfig
+    from pyrodps.baselines.mwn import MWNConfig
+    from pyrodps.baselines.sgd import SGDConfig
+
+    small = {"steps": STEPS, "hidden": (16,), "batch_size": 32}
+    return {"bads_config": _bads_config(), "sgd_config": SGDConfig(**small),
+            "l2rw_config": L2RWConfig(**small), "mwn_config": MWNConfig(**small, weight_net_hidden=8)}
+
+
+def _arrays(prefix: str, res) -> dict[str, np.ndarray]:
+    out = {f"{prefix}/test_probs": np.asarray(res.test_probs)}
+    if res.weight_mean is not None:
+        out[f"{prefix}/weight_mean"] = np.asarray(res.weight_mean)
+        out[f"{prefix}/weight_std"] = np.asarray(res.weight_std)
+    if res.fit is not None:
+        out[f"{prefix}/theta"] = torch.stack([s.theta for s in res.fit.samples.states]).numpy()
+        out[f"{prefix}/energy"] = res.fit.samples.draws["energy"].numpy()
+    return out
+
+
+def run_all() -> dict[str, np.ndarray]:
+    """Every run of the list, as named arrays (CPU, deterministic)."""
+    from pyrodps import make_scenario
+    from pyrodps.methods import run_method
+
+    torch.manual_seed(0)
+    out: dict[str, np.ndarray] = {}
+    for key, (scenario, options) in SCENARIOS.items():
+        problem = make_scenario(scenario, seed=0, **options)
+        for method in METHODS:
+            res = run_method(problem, method, seed=1, progress=False, **_configs())
+            out.update(_arrays(f"{key}/{method}", res))
+        for name, overrides in VARIANTS.items():
+            configs = _configs()
+            configs["bads_config"] = replace(configs["bads_config"], **overrides)
+            res = run_method(problem, "bads", seed=2, progress=False, **configs)
+            out.update(_arrays(f"{key}/bads+{name}", res))
+    return out
+
+
+if __name__ == "__main__":
+    if "--record" not in sys.argv:
+        sys.exit("usage: python -m tests.behaviour_runs --record")
+    GOLDEN.parent.mkdir(exist_ok=True)
+    arrays = run_all()
+    np.savez_compressed(GOLDEN, **arrays)
+    print(f"recorded {len(arrays)} arrays in {GOLDEN}")
