@@ -7,7 +7,7 @@ about 121 nines, so the ratios 0.99 and 0.995 both leave a single four). The met
 ``--meta-per-class`` clean examples of each class (5, i.e. 10 points), the test set the loaded,
 balanced proportions. For every ratio in ``--ratios``, seed in ``--seeds`` and method in
 ``--methods`` (``mixing``: plain momentum SGD on train ∪ meta; ``l2rw``; ``mwn``; ``bads``) it runs
-:func:`pyrodps.methods.run_method` (each method's default steps unless ``--steps``) and
+:func:`pyrodps.app.methods.run_method` (each method's default steps unless ``--steps``) and
 records test accuracy, balanced accuracy and the mean weight of the minority and majority points.
 The training set is smaller than 128 at most ratios, so every method then sees the whole of it
 each step.
@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from pyrodps.compare import summarize_runs
+from pyrodps.app.compare import summarize_runs
+from pyrodps.app.methods import METHODS as ALL_METHODS
+from pyrodps.app.methods import run_method
+from pyrodps.app.runner import machine_description
 from pyrodps.data import make_scenario
 from pyrodps.errors import check_choice
 from pyrodps.io import write_json
-from pyrodps.methods import METHODS as ALL_METHODS
-from pyrodps.methods import run_method
-from pyrodps.runner import machine_description
 
 SCENARIO = "digits-binary-imbalance"
 RATIOS = "0.9,0.95,0.98,0.99,0.995"

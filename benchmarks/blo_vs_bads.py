@@ -43,7 +43,7 @@ tests: the memory figures are then not isolated).
 **Part ``quality``** (CPU): on ``digits-label-noise`` and ``mnist1d-label-noise`` (40 % uniform
 label noise) and ``digits-imbalance`` and ``mnist1d-imbalance`` (long tail, ratio 100), methods
 ``bads``, ``l2rw``, ``mwn``, ``mixing`` over ``--seeds``, through
-:func:`pyrodps.methods.run_method` and :meth:`MethodResult.metrics`:
+:func:`pyrodps.app.methods.run_method` and :meth:`MethodResult.metrics`:
 
 * *equal steps*: every method ``--steps`` steps (default 5000, the BADS default);
 * *equal wall-clock*: every method gets the wall time ``W_bads`` of the equal-steps BADS run on the
@@ -81,8 +81,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch
 from blo_workloads import NETWORKS, TIMING_METHODS, run_worker
 
+from pyrodps.app.runner import machine_description
 from pyrodps.io import write_json
-from pyrodps.runner import machine_description
 
 SCRIPT = Path(__file__).resolve()
 CONV_NETWORKS = ("mnist1d-cnn", "resnet")
@@ -187,9 +187,9 @@ def run_timing(args: argparse.Namespace) -> dict[str, dict]:
 # ---------------------------------------------------------------------------------------------- quality
 def run_quality(args: argparse.Namespace) -> dict[str, dict]:
     """Equal-steps and equal-wall-clock runs of every method on every problem and seed (CPU)."""
-    from pyrodps.compare import summarize_runs
+    from pyrodps.app.compare import summarize_runs
+    from pyrodps.app.methods import run_method
     from pyrodps.data import make_scenario
-    from pyrodps.methods import run_method
 
     if "bads" not in args.methods:
         raise SystemExit("--methods must include bads: it sets the wall-clock budget")

@@ -19,16 +19,16 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pyrodps.bads.fit import BADSConfig, build_kernel
 from pyrodps.baselines.blo import BLOConfig
 from pyrodps.baselines.l2rw import L2RWConfig, l2rw_step
 from pyrodps.baselines.mwn import MWNConfig, mwn_step, weight_network
-from pyrodps.inference import MinibatchStream
 from pyrodps.models import (
+    MinibatchStream,
     SelectionData,
 )
-from pyrodps.models.bads import Batch
+from pyrodps.models.data import Batch
 from pyrodps.models.resnet import small_resnet
-from pyrodps.selection import BADSConfig, build_kernel
 
 NETWORKS = ("digits-mlp", "mnist1d-cnn", "resnet")
 TIMING_METHODS = ("sgd", "bads", "l2rw", "mwn")
@@ -64,8 +64,8 @@ class Workload:
 
 
 def _problem_data(scenario: str, device: str) -> tuple[SelectionData, int, object]:
+    from pyrodps.bads.fit import to_selection_data
     from pyrodps.data import make_scenario
-    from pyrodps.selection import to_selection_data
 
     problem = make_scenario(scenario, seed=0)
     return to_selection_data(problem, device), problem.num_classes, problem
@@ -74,7 +74,7 @@ def _problem_data(scenario: str, device: str) -> tuple[SelectionData, int, objec
 def build_workload(network: str, device: str, seed: int = 0, resnet_widths: tuple[int, int, int] = (16, 32, 64),
                    resnet_blocks: int = 1) -> Workload:
     """The network ``network`` (one of :data:`NETWORKS`), initialised from ``seed``, and its data on ``device``."""
-    from pyrodps.selection import default_network
+    from pyrodps.bads.fit import default_network
 
     torch.manual_seed(seed)
     if network in ("digits-mlp", "mnist1d-cnn"):

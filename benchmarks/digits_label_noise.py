@@ -17,9 +17,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyrodps import BADSConfig, fit_bads, make_scenario
+from pyrodps.app.runner import machine_description
 from pyrodps.baselines import SGDConfig, fit_sgd
 from pyrodps.io import write_json
-from pyrodps.runner import machine_description
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The fused sampler kernels against the torch ways of writing the same pSGLD update.
 
-The update (:mod:`pyrodps.inference.fused.reference`): ``V ← αV + (1-α)g²``, ``d = λ + sqrt(V)``,
+The update (:mod:`pyrodps.sgmcmc.fused.reference`): ``V ← αV + (1-α)g²``, ``d = λ + sqrt(V)``,
 ``θ ← θ - (η/2) g/d + sqrt(ηT) ξ/sqrt(d)``. Any implementation must read θ, g, V and write θ, V:
 20 bytes per float32 parameter. Every row reports that useful traffic divided by its time
 ("GB/s") and, on a GPU, its fraction of the card's peak memory bandwidth.
@@ -39,13 +39,15 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyrodps.inference import BADSKernel, MinibatchStream, OnlineWeightStats, RMSprop, fused
-from pyrodps.inference.fused import reference
-from pyrodps.inference.integrators import langevin_step_, langevin_update_
+from pyrodps.app.runner import machine_description
+from pyrodps.bads import BADSKernel
 from pyrodps.io import write_json
-from pyrodps.models import BADSModel, Categorical, SelectionData
+from pyrodps.models import BADSModel, Categorical, MinibatchStream, SelectionData
 from pyrodps.models.networks import mlp
-from pyrodps.runner import machine_description
+from pyrodps.run import OnlineWeightStats
+from pyrodps.sgmcmc import RMSprop, fused
+from pyrodps.sgmcmc.fused import reference
+from pyrodps.sgmcmc.integrators import langevin_step_, langevin_update_
 
 ALPHA, EPS, ETA, TEMP = 0.99, 1e-5, 1e-4, 1.0
 BYTES_PER_PARAM = 20  # float32 pSGLD: read θ, g, V; write θ, V

@@ -144,9 +144,9 @@ def main() -> None:
     import torch
 
     from pyrodps import BADSConfig, make_scenario
+    from pyrodps.app.methods import BADS_METHODS
+    from pyrodps.app.runner import machine_description
     from pyrodps.io import write_json
-    from pyrodps.methods import BADS_METHODS
-    from pyrodps.runner import machine_description
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     overrides = json.loads(args.config)

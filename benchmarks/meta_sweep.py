@@ -20,10 +20,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from pyrodps.compare import compare
+from pyrodps.app.compare import compare
+from pyrodps.app.runner import machine_description
 from pyrodps.data import make_scenario
 from pyrodps.io import write_json
-from pyrodps.runner import machine_description
 
 METHODS = "bads,mixing,meta-only,dup-meta,random-select"
 

@@ -6,11 +6,11 @@ plus an intercept, 100 points, prior N(0, I)): both posteriors' summaries and th
 SGLD: full batch, constant step η = 0.2 in the Laplace-whitened coordinates, 4 chains x 15,000 steps
 (burn-in 500, thin 5), and 4 x 7,500 steps at 2η for the Richardson estimate of the O(η) mean bias.
 NUTS: ``pyro.infer.MCMC(NUTS(model))``, 4 chains x (300 warm-up + 800 draws). Tolerances and the
-step-bias allowance: :mod:`pyrodps.diagnostics.nuts_crosscheck`. Targets: means within 0.1
+step-bias allowance: :mod:`pyrodps.crosscheck.nuts`. Targets: means within 0.1
 posterior sd, sds within 20 %. Results at the top level of the JSON.
 
 **joint**: ``BADSKernel`` against NUTS on ``BADSModel.pyro_model`` (full batch), the problem and the
-tolerances of :mod:`pyrodps.diagnostics.joint_crosscheck`: SGLD with table weights (and a Richardson
+tolerances of :mod:`pyrodps.crosscheck.joint`: SGLD with table weights (and a Richardson
 run at (2η, 2ε)), pSGLD (RMSprop α = 0.99), the weight network, minibatches 8/24 and 2/6 at η and
 2η, and the power check (the sampler's ρ_m doubled: must fail). Results under the ``joint`` key.
 A part not run keeps its previous results in the JSON.
@@ -31,10 +31,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyrodps.diagnostics.joint_crosscheck import joint_crosscheck
-from pyrodps.diagnostics.nuts_crosscheck import crosscheck, digits_logistic_regression
+from pyrodps.app.runner import machine_description
+from pyrodps.crosscheck.joint import joint_crosscheck
+from pyrodps.crosscheck.nuts import crosscheck, digits_logistic_regression
 from pyrodps.io import write_json
-from pyrodps.runner import machine_description
 
 SETTINGS = {"num_points": 100, "num_components": 4, "classes": [3, 8], "prior_scale": 1.0, "step_size": 0.2,
             "sgld_steps": 15_000, "burn_in": 500, "thin": 5, "nuts_samples": 800, "nuts_warmup": 300, "chains": 4,

@@ -9,10 +9,10 @@ METHODS=bads,bads-no-meta,bads-v0.1,bads-companion,bads-weightnet,mixing,meta-on
 for data in digits mnist1d; do
   for kind in label-noise imbalance binary-imbalance feature-noise off-domain; do
     s="$data-$kind"
-    "$PY" -m pyrodps.cli compare --scenario "$s" --methods "$METHODS" --seeds "$SEEDS" \
+    "$PY" -m pyrodps compare --scenario "$s" --methods "$METHODS" --seeds "$SEEDS" \
       --out "benchmarks/results/compare/$s" --force --no-progress
   done
   s="$data-feature-noise"
-  "$PY" -m pyrodps.cli compare --scenario "$s" --feature-noise-kind occlusion --methods "$METHODS" --seeds "$SEEDS" \
+  "$PY" -m pyrodps compare --scenario "$s" --feature-noise-kind occlusion --methods "$METHODS" --seeds "$SEEDS" \
     --out "benchmarks/results/compare/$s-occlusion" --force --no-progress
 done

@@ -68,7 +68,7 @@ def main() -> None:
     import torch
 
     from pyrodps import BADSConfig, fit_bads, make_scenario, selection
-    from pyrodps.runner import machine_description
+    from pyrodps.app.runner import machine_description
 
     marks: dict[str, float] = {}
     driver_sample = selection.sample

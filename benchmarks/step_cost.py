@@ -30,12 +30,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyrodps.inference import MinibatchStream, OnlineWeightStats
+from pyrodps.app.runner import machine_description
+from pyrodps.bads.fit import BADSConfig, build_kernel
 from pyrodps.io import write_json
-from pyrodps.models import SelectionData
+from pyrodps.models import MinibatchStream, SelectionData
 from pyrodps.models.networks import mlp, small_cnn
-from pyrodps.runner import machine_description
-from pyrodps.selection import BADSConfig, build_kernel
+from pyrodps.run import OnlineWeightStats
 
 
 def make_data(n: int, m: int, shape: tuple[int, ...], classes: int = 10) -> SelectionData:

@@ -2,9 +2,10 @@
 
 __version__ = "0.1.0"
 
-from pyrodps.data import SelectionProblem, make_scenario
+from pyrodps.bads import BADSConfig, BADSFit, fit_bads
+from pyrodps.data import make_scenario
 from pyrodps.errors import OutputExistsError, PyrodpsError, ValidationError
-from pyrodps.selection import BADSConfig, BADSFit, fit_bads
+from pyrodps.models.problem import SelectionProblem
 
 __all__ = [
     "BADSConfig",

@@ -65,7 +65,7 @@ def _arrays(prefix: str, res) -> dict[str, np.ndarray]:
 def run_all() -> dict[str, np.ndarray]:
     """Every run of the list, as named arrays (CPU, deterministic)."""
     from pyrodps import make_scenario
-    from pyrodps.methods import run_method
+    from pyrodps.app.methods import run_method
 
     torch.manual_seed(0)
     out: dict[str, np.ndarray] = {}

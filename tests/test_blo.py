@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pyrodps.app.cli import main
+from pyrodps.app.methods import METHODS, run_method
 from pyrodps.baselines.l2rw import (
     L2RWConfig,
     fit_l2rw,
@@ -18,10 +20,8 @@ from pyrodps.baselines.l2rw import (
     normalised_positive_part,
 )
 from pyrodps.baselines.mwn import MWNConfig, fit_mwn, mwn_meta_gradient, mwn_step, weight_network
-from pyrodps.cli import main
 from pyrodps.data import make_scenario
 from pyrodps.errors import ValidationError
-from pyrodps.methods import METHODS, run_method
 
 B, M, D, C = 12, 7, 5, 3  # train batch, meta batch, input features, classes
 

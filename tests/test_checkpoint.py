@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyrodps.inference import SGLD, BADSKernel, MinibatchStream, PolynomialDecay, RMSprop, sample
-from pyrodps.inference.checkpoint import Checkpointer, CheckpointMismatchError, atomic_torch_save
-from pyrodps.inference.draw_store import DrawStore
-from pyrodps.inference.guard import DivergenceError, DivergenceGuard
+from pyrodps.bads import BADSKernel
+from pyrodps.models import MinibatchStream
+from pyrodps.run import sample
+from pyrodps.run.checkpoint import Checkpointer, CheckpointMismatchError, atomic_torch_save
+from pyrodps.run.draw_store import DrawStore
+from pyrodps.run.guard import DivergenceError, DivergenceGuard
+from pyrodps.sgmcmc import SGLD, PolynomialDecay, RMSprop
 from tests.test_sampler import small_problem
 
 
@@ -194,7 +197,7 @@ def test_draw_store_state_round_trip_mid_block(budget, tmp_path):
 def test_cli_memory_budget_spills_draws_without_changing_results(tmp_path):
     import json
 
-    from pyrodps.cli import main
+    from pyrodps.app.cli import main
 
     args = ["run", "--scenario", "digits-label-noise", "--method", "bads", "--steps", "200", "--no-progress"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0

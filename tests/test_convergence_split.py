@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pyrodps.cli import main
+from pyrodps.app.cli import main
 from pyrodps.diagnostics.convergence import ConvergenceThresholds
 from pyrodps.diagnostics.verdict import ACROSS, WITHIN, assess_convergence
 from pyrodps.errors import ValidationError

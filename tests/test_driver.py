@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pyrodps.errors import ValidationError
-from pyrodps.inference import sample
+from pyrodps.run import sample
 
 
 class _CountingKernel:

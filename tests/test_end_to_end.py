@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from pyrodps.cli import main
+from pyrodps.app.cli import main
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@ import pyro.distributions as dist
 import torch
 from torch import nn
 
-from pyrodps.inference import BADSKernel, MinibatchStream, sample
-from pyrodps.inference.gradients import AutogradGradient, FusedGradient
-from pyrodps.models import BADSModel, Batch, Likelihood, SelectionData, WeightPrior
+from pyrodps.bads import BADSKernel
+from pyrodps.models import BADSModel, Batch, Likelihood, MinibatchStream, SelectionData, WeightPrior
+from pyrodps.models.gradients import AutogradGradient, FusedGradient
+from pyrodps.run import sample
 
 
 class KumaraswamyWeight(WeightPrior):

@@ -1,4 +1,4 @@
-"""The fused sampler updates (:mod:`pyrodps.inference.fused`): Triton kernels against the torch reference.
+"""The fused sampler updates (:mod:`pyrodps.sgmcmc.fused`): Triton kernels against the torch reference.
 
 Without a CUDA device the Triton kernels run on CPU tensors under Triton's interpreter
 (``TRITON_INTERPRET=1``, set here before Triton is imported); tests that need Triton skip when it
@@ -16,18 +16,20 @@ from torch import nn
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from pyrodps.bads import BADSKernel
 from pyrodps.errors import ValidationError
-from pyrodps.inference import BADSKernel, MinibatchStream, RMSprop, fused
-from pyrodps.inference.fused import NoiseKey, dispatch, philox_normal, reference
-from pyrodps.inference.weight_stats import OnlineWeightStats
 from pyrodps.models import (
     BADSModel,
     BetaWeight,
     Categorical,
+    MinibatchStream,
     SelectionData,
     TruncatedGaussianWeight,
     UniformWeight,
 )
+from pyrodps.run.weight_stats import OnlineWeightStats
+from pyrodps.sgmcmc import RMSprop, fused
+from pyrodps.sgmcmc.fused import NoiseKey, dispatch, philox_normal, reference
 
 SEED = 12_345_678_901  # > 2^32: both key words matter
 
@@ -36,7 +38,7 @@ SEED = 12_345_678_901  # > 2^32: both key words matter
 def tk():
     """The Triton kernels module, runnable on this machine's tensors (else skip)."""
     pytest.importorskip("triton")
-    from pyrodps.inference.fused import triton_kernels
+    from pyrodps.sgmcmc.fused import triton_kernels
 
     if not torch.cuda.is_available() and not triton_kernels.INTERPRETED:
         pytest.skip("Triton was imported before TRITON_INTERPRET=1 was set: cannot run kernels on CPU")
@@ -134,7 +136,7 @@ def test_torch_backend_is_the_integrators_update_bit_for_bit():
     precond = RMSprop(alpha=0.95, eps=1e-4)
     va, vb = precond.init(theta), precond.init(theta)
     a = theta.clone()
-    from pyrodps.inference.integrators import langevin_step_, langevin_update_
+    from pyrodps.sgmcmc.integrators import langevin_step_, langevin_update_
 
     langevin_update_(a, grad.clone(), 1e-2, 0.3, generator=torch.Generator().manual_seed(5), step=0,
                      preconditioner=precond, v=va)
@@ -173,7 +175,8 @@ def test_fused_weight_block_matches_reference(tk, prior, companion):
         uu, st = u.clone().to(d), OnlineWeightStats(u.numel(), d)
         st.update(idx[:10].to(d), torch.full((10,), 0.5, device=d))  # some earlier visits
         w = fused.weight_block_update_(uu, idx.to(d), step_size=0.3, temperature=0.7, rho_theta=2.0,
-                                       noise=noise.to(d), prior=prior, nll=nll.to(d),
+                                       noise=noise.to(d), grad_base=prior.grad_log_prob_u(u[idx]).to(d),
+                                       nll=nll.to(d),
                                        companion_nll=cnll.to(d) if companion else None, stats=st, backend=backend)
         out[backend] = (uu.cpu(), w.cpu(), st)
     (ua, wa, sa), (ub, wb, sb) = out["torch"], out["triton"]
@@ -279,7 +282,7 @@ def test_bads_kernel_on_triton_is_reproducible(tk):
 def test_driver_lets_the_triton_weight_kernel_update_the_statistics(tk):
     """With the Triton backend the weight-block kernel updates the online statistics in its own
     launch (the driver skips its update); the statistics equal the driver's own bookkeeping."""
-    from pyrodps.inference import sample
+    from pyrodps.run import sample
 
     data, model = small_problem()
     results = []

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyrodps import BADSConfig, ValidationError, fit_bads
+from pyrodps.app.cli import main
 from pyrodps.baselines.sgd import SGDConfig, fit_sgd
-from pyrodps.cli import main
 from pyrodps.data.byo import problem_from_arrays
 from pyrodps.errors import PyrodpsError
 
@@ -208,7 +208,7 @@ def toy_problem():
 @FUZZ
 @given(case=bad_bads_config())
 def test_fuzzed_bads_config_fails_before_sampling(case, toy_problem, monkeypatch):
-    import pyrodps.selection as sel
+    import pyrodps.bads.fit as sel
 
     def no_sampling(*a, **k):
         raise AssertionError("sampling started before validation")

@@ -1,4 +1,4 @@
-"""The joint BADS sampler against Pyro's NUTS on ``BADSModel.pyro_model`` (:mod:`pyrodps.diagnostics.joint_crosscheck`).
+"""The joint BADS sampler against Pyro's NUTS on ``BADSModel.pyro_model`` (:mod:`pyrodps.crosscheck.joint`).
 
 NUTS on this 30-dimensional posterior costs about 0.1 s per iteration here, so the fast test
 compares with a **cached** NUTS summary (:data:`CACHED_NUTS`; how it was made is written next to it)
@@ -16,7 +16,7 @@ import pytest
 import torch
 from scipy.linalg import solve_discrete_lyapunov
 
-from pyrodps.diagnostics.joint_crosscheck import (
+from pyrodps.crosscheck.joint import (
     JointProblem,
     compare_joint,
     float64,

@@ -22,7 +22,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pyrodps.cli", "run", *args]
+    return [sys.executable, "-m", "pyrodps.app.cli", "run", *args]
 
 
 def _same_results(a: Path, b: Path) -> None:

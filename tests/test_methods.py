@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
+from pyrodps.app.methods import BLO_METHODS, METHODS, run_method
 from pyrodps.baselines import kept_fraction, naive_training_set
 from pyrodps.data import make_scenario
 from pyrodps.diagnostics import balanced_accuracy
 from pyrodps.errors import ValidationError
-from pyrodps.methods import BLO_METHODS, METHODS, run_method
 
 
 @pytest.fixture(scope="module")

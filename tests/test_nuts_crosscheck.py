@@ -1,7 +1,7 @@
 """pyrodps' SGLD against Pyro's NUTS on Bayesian logistic regression (two digit classes, 4 PCA features).
 
 Tolerances come from the samplers' Monte Carlo standard errors and the O(η) step bias; see
-:mod:`pyrodps.diagnostics.nuts_crosscheck`. The fast test checks agreement within those derived
+:mod:`pyrodps.crosscheck.nuts`. The fast test checks agreement within those derived
 tolerances (about 0.2 sd for its short chains); the slow one runs long enough that the tolerances
 are below the targets (means within 0.1 posterior sd, sds within 20 %) and checks both.
 """
@@ -13,7 +13,7 @@ import pyro
 import pytest
 import torch
 
-from pyrodps.diagnostics.nuts_crosscheck import (
+from pyrodps.crosscheck.nuts import (
     compare_posteriors,
     crosscheck,
     digits_logistic_regression,

@@ -9,24 +9,26 @@ import torch
 from scipy import stats
 from torch import nn
 
+from pyrodps.bads import BADSKernel
 from pyrodps.errors import ValidationError
-from pyrodps.inference import BADSKernel, MinibatchStream, sample
-from pyrodps.inference.gradients import AutogradGradient, FusedGradient
 from pyrodps.models import (
     BADSModel,
     Batch,
     Categorical,
     Gaussian,
+    MinibatchStream,
     ParamLayout,
     SelectionData,
     UniformWeight,
 )
+from pyrodps.models.gradients import AutogradGradient, FusedGradient
 from pyrodps.models.priors import (
     FanInGaussian,
     IsotropicGaussian,
     calibrated_scale,
     make_theta_prior,
 )
+from pyrodps.run import sample
 from tests.test_model import classification_data, regression_data
 from tests.test_weight_block import conditional_cdf
 

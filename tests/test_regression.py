@@ -3,9 +3,10 @@
 import torch
 from torch import nn
 
+from pyrodps.bads import BADSKernel
 from pyrodps.diagnostics import selection_auroc
-from pyrodps.inference import BADSKernel, MinibatchStream, sample
-from pyrodps.models import BADSModel, Gaussian, SelectionData
+from pyrodps.models import BADSModel, Gaussian, MinibatchStream, SelectionData
+from pyrodps.run import sample
 
 
 def test_bads_downweights_regression_outliers():

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from pyrodps.cli import main
+from pyrodps.app.cli import main
+from pyrodps.crosscheck.nuts import digits_logistic_regression, run_sgld
 from pyrodps.diagnostics.arviz_adapter import group, read_netcdf
 from pyrodps.diagnostics.convergence import ConvergenceThresholds, diagnose
-from pyrodps.diagnostics.nuts_crosscheck import digits_logistic_regression, run_sgld
 from pyrodps.diagnostics.report import flatten, format_value
 from pyrodps.errors import ValidationError
 

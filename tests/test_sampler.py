@@ -7,18 +7,11 @@ import pytest
 import torch
 from torch import nn
 
+from pyrodps.bads import BADSKernel
 from pyrodps.errors import ValidationError
-from pyrodps.inference import (
-    BADSKernel,
-    Constant,
-    Cyclical,
-    MinibatchStream,
-    OnlineWeightStats,
-    PolynomialDecay,
-    RMSprop,
-    sample,
-)
-from pyrodps.models import BADSModel, Categorical, SelectionData
+from pyrodps.models import BADSModel, Categorical, MinibatchStream, SelectionData
+from pyrodps.run import OnlineWeightStats, sample
+from pyrodps.sgmcmc import Constant, PolynomialDecay, RMSprop, ScaledSchedule
 
 
 def small_problem(n=60, m=9):
@@ -109,8 +102,8 @@ def test_schedules():
     assert Constant(0.1)(1000) == 0.1
     p = PolynomialDecay(2.0, 10.0, 0.75)
     assert math.isclose(p(0), 2.0 * 10**-0.75) and math.isclose(p(90), 2.0 * 100**-0.75)
-    c = Cyclical(1.0, 100)
-    assert c(0) == 1.0 and math.isclose(c(50), 0.5) and c(100) == 1.0 and 0 < c(99) < 0.01
+    s = ScaledSchedule(p, 0.25)
+    assert math.isclose(s(90), 0.25 * p(90))
     with pytest.raises(ValidationError, match="decay_gamma"):
         PolynomialDecay(1.0, 1.0, 0.4)
     with pytest.raises(ValidationError, match="step_size"):
@@ -119,7 +112,7 @@ def test_schedules():
 
 def test_temperature_scales_the_noise_only():
     """At a fixed point of the gradient only noise moves θ: its spread scales with sqrt(η T)."""
-    from pyrodps.inference.integrators import langevin_step_
+    from pyrodps.sgmcmc.integrators import langevin_step_
 
     g = torch.Generator().manual_seed(0)
     noise = torch.randn(100_000, generator=g)
@@ -128,7 +121,7 @@ def test_temperature_scales_the_noise_only():
 
 
 def test_gradient_clipping_bounds_the_norm():
-    from pyrodps.inference.integrators import clip_norm_
+    from pyrodps.sgmcmc.integrators import clip_norm_
 
     g = torch.full((100,), 3.0)
     clip_norm_(g, 6.0)

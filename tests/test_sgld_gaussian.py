@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pyrodps.inference import SGLD, RMSprop, sample
+from pyrodps.run import sample
+from pyrodps.sgmcmc import SGLD, RMSprop
 from tests.tolerances import gaussian_tolerances
 
 MU = torch.tensor([1.0, -2.0], dtype=torch.float64)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pyrodps import BADSConfig, SelectionProblem, ValidationError, fit_bads, make_scenario
-from pyrodps.cli import main
+from pyrodps.app.cli import main
 from pyrodps.data.digits import digits_label_noise
 
 
@@ -63,7 +63,7 @@ def test_bad_arrays_name_the_argument(kwargs, argument):
     ],
 )
 def test_bad_config_names_the_argument(config, argument, monkeypatch):
-    import pyrodps.selection as sel
+    import pyrodps.bads.fit as sel
 
     def no_sampling(*a, **k):
         raise AssertionError("sampling started before validation")

@@ -13,8 +13,16 @@ import torch
 from scipy import stats
 from torch import nn
 
-from pyrodps.inference import BADSKernel, MinibatchStream, sample
-from pyrodps.models import BADSModel, BetaWeight, Categorical, SelectionData, UniformWeight
+from pyrodps.bads import BADSKernel
+from pyrodps.models import (
+    BADSModel,
+    BetaWeight,
+    Categorical,
+    MinibatchStream,
+    SelectionData,
+    UniformWeight,
+)
+from pyrodps.run import sample
 
 
 def conditional_cdf(prior, loss: np.ndarray, rho: float, temperature: float, w: np.ndarray) -> np.ndarray:

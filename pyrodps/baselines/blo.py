@@ -34,12 +34,12 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from pyrodps.baselines.sgd import SGDConfig
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.diagnostics.metrics import accuracy
 from pyrodps.errors import ValidationError, check_positive_int
-from pyrodps.inference.kernel import make_generator
-from pyrodps.inference.minibatch import IndexStream
-from pyrodps.inference.weight_stats import OnlineWeightStats
+from pyrodps.models.problem import SelectionProblem
+from pyrodps.run.weight_stats import OnlineWeightStats
+from pyrodps.sgmcmc.kernel import make_generator
+from pyrodps.sgmcmc.minibatch import IndexStream
 
 Params = dict[str, torch.Tensor]
 

@@ -38,8 +38,8 @@ from pyrodps.baselines.blo import (
     sgd_step,
     train_blo,
 )
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.errors import check_choice, check_positive, check_positive_int
+from pyrodps.models.problem import SelectionProblem
 
 LOOKAHEAD_REDUCTIONS = ("sum", "mean")
 
@@ -139,7 +139,7 @@ def fit_l2rw(
     """Train ``net`` (default: the network the other baselines use, initialised from ``seed``) with
     L2RW on ``problem``'s train set against its meta set. ``weight_mean`` of the result is the
     selection score (mean of ``B · w_i`` over visits; see the module docstring)."""
-    from pyrodps.selection import default_network
+    from pyrodps.bads.fit import default_network
 
     config = config or L2RWConfig()
     config.validate()

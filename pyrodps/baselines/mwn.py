@@ -35,8 +35,8 @@ from pyrodps.baselines.blo import (
     sgd_step,
     train_blo,
 )
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.errors import check_choice, check_positive, check_positive_int
+from pyrodps.models.problem import SelectionProblem
 
 WEIGHT_NORMALISATIONS = ("mean", "normalised")
 
@@ -168,7 +168,7 @@ def fit_mwn(
     """Train ``net`` (default: the network the other baselines use, initialised from ``seed``) with
     Meta-Weight-Net on ``problem``'s train set against its meta set. ``weight_mean`` of the result
     is the selection score (mean MW-Net weight over visits)."""
-    from pyrodps.selection import default_network
+    from pyrodps.bads.fit import default_network
 
     config = config or MWNConfig()
     config.validate()

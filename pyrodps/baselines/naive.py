@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.errors import check_choice, check_fraction
+from pyrodps.models.problem import SelectionProblem
 
 NAIVE_METHODS = ("mixing", "meta-only", "dup-meta", "oracle", "random-select")
 

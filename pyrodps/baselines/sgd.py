@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.diagnostics.metrics import accuracy
 from pyrodps.errors import ValidationError, check_positive, check_positive_int
-from pyrodps.inference.kernel import make_generator
-from pyrodps.inference.minibatch import IndexStream
 from pyrodps.models.networks import check_hidden_sizes
+from pyrodps.models.problem import SelectionProblem
+from pyrodps.sgmcmc.kernel import make_generator
+from pyrodps.sgmcmc.minibatch import IndexStream
 
 
 @dataclass
@@ -50,7 +50,7 @@ class SGDConfig:
 
     def resolved(self, problem: SelectionProblem) -> SGDConfig:
         """A copy with ``lr`` filled in for ``problem``'s kind of input."""
-        from pyrodps.selection import input_family
+        from pyrodps.bads.fit import input_family
 
         lr = self.lr if self.lr is not None else (0.003 if input_family(problem) == "vector" else 0.01)
         return replace(self, lr=lr)
@@ -82,8 +82,8 @@ def fit_sgd(
     """Train ``net`` (default: the BADS default network) with SGD on the training set of the naive
     baseline ``method``; the batch is capped at the size of that set. ``accuracy_trace`` holds the
     test accuracy every ``eval_every`` steps."""
+    from pyrodps.bads.fit import default_network
     from pyrodps.baselines.naive import naive_training_set
-    from pyrodps.selection import default_network
 
     config = (config or SGDConfig())
     config.validate()

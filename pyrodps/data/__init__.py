@@ -20,7 +20,6 @@ from pyrodps.data.corruptions import (
     subsample_to_counts,
     uniform_label_noise,
 )
-from pyrodps.data.dataset import SelectionProblem, validate_problem
 from pyrodps.data.digits import (
     digits_binary_imbalance,
     digits_feature_noise,
@@ -36,6 +35,7 @@ from pyrodps.data.mnist1d import (
     mnist1d_off_domain,
 )
 from pyrodps.errors import ValidationError
+from pyrodps.models.problem import SelectionProblem, validate_problem
 
 SCENARIOS: dict[str, Callable[..., SelectionProblem]] = {
     "digits-label-noise": digits_label_noise,

@@ -1,7 +1,7 @@
 """Bring your own data: a :class:`SelectionProblem` from arrays, tensors, torch Datasets or .npz files.
 
 Inputs are converted to float32 numpy arrays and integer labels to int64; everything else is
-checked by :func:`~pyrodps.data.dataset.validate_problem`. ``num_classes`` defaults to the largest
+checked by :func:`~pyrodps.models.problem.validate_problem`. ``num_classes`` defaults to the largest
 label over the train, meta and test sets plus one. Every bad input raises
 :class:`~pyrodps.errors.ValidationError` naming the argument.
 """
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.errors import ValidationError
+from pyrodps.models.problem import SelectionProblem
 
 ROLES = ("train", "meta", "test")
 TRAIN_MASKS = ("corrupted", "minority")  # optional ground-truth arrays read from the train file

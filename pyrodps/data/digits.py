@@ -10,8 +10,8 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from pyrodps.data import scenarios
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.data.scenarios import Source, carve_meta
+from pyrodps.models.problem import SelectionProblem
 
 __all__ = [
     "DIGITS",

@@ -17,9 +17,9 @@ import random
 import numpy as np
 
 from pyrodps.data import scenarios
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.data.scenarios import Source
 from pyrodps.errors import check_positive_int
+from pyrodps.models.problem import SelectionProblem
 
 __all__ = [
     "load_mnist1d_xy",

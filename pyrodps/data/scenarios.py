@@ -28,8 +28,8 @@ from pyrodps.data.corruptions import (
     subsample_to_counts,
     uniform_label_noise,
 )
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.errors import ValidationError, check_choice, check_fraction, check_positive_int
+from pyrodps.models.problem import SelectionProblem
 
 LABEL_NOISE_KINDS = ("uniform", "class-dependent")
 BINARY_CLASSES = (4, 9)  # the Learning-to-Reweight setting: 4 -> label 0 (minority), 9 -> label 1

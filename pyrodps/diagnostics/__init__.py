@@ -5,7 +5,7 @@ weights and the predictive, :mod:`~pyrodps.diagnostics.verdict`, fed by
 :mod:`~pyrodps.diagnostics.run_verdict`), with parameter space and the pooled per-quantity table
 (:mod:`~pyrodps.diagnostics.convergence`) reported beside it; figures and the HTML report
 (:mod:`~pyrodps.diagnostics.report`, :mod:`~pyrodps.diagnostics.convergence_page`); the
-SGLD-versus-NUTS cross-check (:mod:`~pyrodps.diagnostics.nuts_crosscheck`). Only the metrics are
+SGLD-versus-NUTS cross-check (:mod:`~pyrodps.crosscheck.nuts`). Only the metrics are
 imported here: the rest pull in ArviZ, matplotlib or Pyro's NUTS when used."""
 
 from pyrodps.diagnostics.metrics import (

@@ -23,10 +23,10 @@ import torch
 import xarray as xr
 
 from pyrodps.errors import ValidationError, check_positive_int
-from pyrodps.inference.draw_store import DrawStore
+from pyrodps.run.draw_store import DrawStore
 
 if TYPE_CHECKING:
-    from pyrodps.selection import BADSFit
+    from pyrodps.bads.fit import BADSFit
 
 PROJECTION_SEED = 20_241_105
 TRACKED_POINTS_SEED = 1_105
@@ -46,7 +46,7 @@ def tracked_point_indices(num_points: int, limit: int | None) -> np.ndarray:
 
 class PosteriorTracker:
     """Per-chain draws of the summaries described in the module docstring, kept in a
-    :class:`~pyrodps.inference.draw_store.DrawStore` per chain: in memory up to ``memory_budget``
+    :class:`~pyrodps.run.draw_store.DrawStore` per chain: in memory up to ``memory_budget``
     bytes per chain, spilled to ``spill_dir`` past it (so a long run's memory stays flat).
 
     Memory: ``chains × draws × (K + 4 + len(tracked_points))`` numbers, or the budget.

@@ -26,7 +26,7 @@ from pyrodps.diagnostics.metrics import accuracy, selection_auroc
 from pyrodps.diagnostics.verdict import SplitConvergenceReport, assess_convergence
 
 if TYPE_CHECKING:
-    from pyrodps.selection import BADSFit
+    from pyrodps.bads.fit import BADSFit
 
 
 def chain_mean_weights(fit: BADSFit) -> np.ndarray:

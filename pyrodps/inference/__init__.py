@@ -1,19 +1,32 @@
-"""Samplers: the kernel interface, (p)SGLD, the joint BADS kernel, schedules and the driver."""
+"""Compatibility: the names ``pyrodps.inference`` exported before the restructuring (issue #12).
 
-from pyrodps.inference.bads_kernel import BADSKernel, BADSState
-from pyrodps.inference.driver import SampleResult, sample
-from pyrodps.inference.integrators import RMSprop, langevin_step_
-from pyrodps.inference.kernel import SGLD, Kernel, SGLDState, make_generator
-from pyrodps.inference.minibatch import IndexStream, MinibatchStream
-from pyrodps.inference.schedules import Constant, Cyclical, PolynomialDecay, Schedule, as_schedule
-from pyrodps.inference.weight_stats import OnlineWeightStats
+The samplers now live in :mod:`pyrodps.sgmcmc` (integrators, schedules, the kernel interface),
+:mod:`pyrodps.bads` (the BADS kernel) and :mod:`pyrodps.run` (the driver); import from there.
+"""
+
+from pyrodps.bads.kernel import BADSKernel, BADSState
+from pyrodps.models.data import MinibatchStream
+from pyrodps.run import OnlineWeightStats, SampleResult, sample
+from pyrodps.sgmcmc import (
+    SGLD,
+    Constant,
+    IndexStream,
+    Kernel,
+    PolynomialDecay,
+    RMSprop,
+    Schedule,
+    SGLDState,
+    as_schedule,
+    fused,
+    langevin_step_,
+    make_generator,
+)
 
 __all__ = [
     "SGLD",
     "BADSKernel",
     "BADSState",
     "Constant",
-    "Cyclical",
     "IndexStream",
     "Kernel",
     "MinibatchStream",
@@ -24,6 +37,7 @@ __all__ = [
     "SampleResult",
     "Schedule",
     "as_schedule",
+    "fused",
     "langevin_step_",
     "make_generator",
     "sample",

@@ -1,6 +1,7 @@
 """The BADS model: priors, likelihoods, weight parameterisations and the Pyro program."""
 
-from pyrodps.models.bads import BADSModel, Batch, LogJoint, SelectionData
+from pyrodps.models.bads import BADSModel, LogJoint
+from pyrodps.models.data import Batch, MinibatchStream, SelectionData
 from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Categorical, Gaussian, Likelihood
 from pyrodps.models.normaliser import LOG_Z_CHOICES, check_log_z
@@ -13,6 +14,7 @@ from pyrodps.models.priors import (
     WeightPrior,
     make_weight_prior,
 )
+from pyrodps.models.problem import SelectionProblem
 
 __all__ = [
     "LOG_Z_CHOICES",
@@ -24,8 +26,10 @@ __all__ = [
     "IsotropicGaussian",
     "Likelihood",
     "LogJoint",
+    "MinibatchStream",
     "ParamLayout",
     "SelectionData",
+    "SelectionProblem",
     "ThetaPrior",
     "TruncatedGaussianWeight",
     "UniformWeight",

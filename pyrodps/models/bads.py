@@ -29,6 +29,7 @@ from torch import nn
 from torch.func import functional_call
 
 from pyrodps.errors import ValidationError, check_choice, check_positive
+from pyrodps.models.data import Batch
 from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Likelihood
 from pyrodps.models.normaliser import check_log_z
@@ -36,47 +37,6 @@ from pyrodps.models.priors import IsotropicGaussian, ThetaPrior, UniformWeight, 
 from pyrodps.models.weight_net import WeightNet
 
 LOSS_REFERENCES = ("saturated", "none")
-
-
-@dataclass
-class SelectionData:
-    """Train and meta sets as tensors (features first dimension = examples)."""
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_meta: torch.Tensor
-    y_meta: torch.Tensor
-
-    @property
-    def num_train(self) -> int:
-        return int(self.x_train.shape[0])
-
-    @property
-    def num_meta(self) -> int:
-        return int(self.x_meta.shape[0])
-
-
-@dataclass
-class Batch:
-    """One minibatch: indices into the train and meta sets and the gathered examples."""
-
-    idx_train: torch.Tensor
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    idx_meta: torch.Tensor
-    x_meta: torch.Tensor
-    y_meta: torch.Tensor
-
-    @classmethod
-    def gather(cls, data: SelectionData, idx_train: torch.Tensor, idx_meta: torch.Tensor) -> Batch:
-        return cls(
-            idx_train,
-            data.x_train.index_select(0, idx_train),
-            data.y_train.index_select(0, idx_train),
-            idx_meta,
-            data.x_meta.index_select(0, idx_meta),
-            data.y_meta.index_select(0, idx_meta),
-        )
 
 
 @dataclass

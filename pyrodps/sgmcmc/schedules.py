@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from pyrodps.errors import ValidationError, check_positive, check_positive_int
+from pyrodps.errors import ValidationError, check_positive
 
 
 @runtime_checkable
@@ -48,19 +47,15 @@ class PolynomialDecay:
 
 
 @dataclass(frozen=True)
-class Cyclical:
-    """Cosine cycles (Zhang et al. 2020, cSG-MCMC): ``η_t = (η_0 / 2) (cos(π (t mod L) / L) + 1)``."""
+class ScaledSchedule:
+    """``η'_t = factor · η_t``: a schedule backed off by a constant factor (the divergence guard's
+    back-off multiplies the factor; the run's checkpoint stores it)."""
 
-    base: float
-    cycle_length: int
-
-    def __post_init__(self) -> None:
-        check_positive("step_size", self.base)
-        check_positive_int("cycle_length", self.cycle_length)
+    base: Schedule
+    factor: float
 
     def __call__(self, t: int) -> float:
-        phase = (t % self.cycle_length) / self.cycle_length
-        return 0.5 * self.base * (math.cos(math.pi * phase) + 1.0)
+        return self.factor * self.base(t)
 
 
 def as_schedule(value: float | Schedule, argument: str = "step_size") -> Schedule:

@@ -10,7 +10,7 @@ the stationary covariance is ``T Σ`` up to an ``O(η)`` discretisation error.
 
 :func:`langevin_update_` is the whole update (preconditioner, noise, step) for the samplers: the
 torch operations below on the torch backend, one fused Triton kernel on the Triton backend
-(:mod:`pyrodps.inference.fused` says which runs when; CPU tensors take the torch path by default).
+(:mod:`pyrodps.sgmcmc.fused` says which runs when; CPU tensors take the torch path by default).
 """
 
 from __future__ import annotations
@@ -67,10 +67,10 @@ _FUSED = None
 
 
 def _fused():
-    """:mod:`pyrodps.inference.fused.dispatch`, imported on first use (it imports this module)."""
+    """:mod:`pyrodps.sgmcmc.fused.dispatch`, imported on first use (it imports this module)."""
     global _FUSED
     if _FUSED is None:
-        from pyrodps.inference.fused import dispatch
+        from pyrodps.sgmcmc.fused import dispatch
 
         _FUSED = dispatch
     return _FUSED

@@ -30,7 +30,7 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from pyrodps.methods import METHODS
+    from pyrodps.app.methods import METHODS
 
     p = argparse.ArgumentParser(prog="pyrodps", description="Bayesian data point selection (BADS)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -115,7 +115,7 @@ def summarize(dirs: list[Path]) -> str:
 
 
 def _problem_spec(args: argparse.Namespace):
-    from pyrodps.runner import ProblemSpec
+    from pyrodps.app.runner import ProblemSpec
 
     options = {name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _) in SCENARIO_FLAGS.items()}
     options = {k: v for k, v in options.items() if v is not None}
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            from pyrodps.runner import RunRequest, resume_request, run
+            from pyrodps.app.runner import RunRequest, resume_request, run
 
             if args.resume is not None:
                 req = resume_request(args.resume)
@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             metrics = run(req, progress=not args.no_progress)
             print(json.dumps({k: metrics[k] for k in SUMMARY_ROWS if k in metrics}, indent=2))
         elif args.command == "compare":
-            from pyrodps.compare import check_methods, compare, format_summary
+            from pyrodps.app.compare import check_methods, compare, format_summary
+            from pyrodps.app.runner import check_output_dir, machine_description
             from pyrodps.errors import check_positive_int
-            from pyrodps.runner import check_output_dir, machine_description
 
             spec = _problem_spec(args)
             if spec.scenario is None:

@@ -52,14 +52,15 @@ import torch
 from pyro.infer import MCMC, NUTS
 from torch import nn
 
-from pyrodps.diagnostics.nuts_crosscheck import family_z, summarise
-from pyrodps.inference import BADSKernel, sample
-from pyrodps.inference.integrators import RMSprop
-from pyrodps.inference.minibatch import MinibatchStream
-from pyrodps.models.bads import BADSModel, Batch, SelectionData
+from pyrodps.bads.kernel import BADSKernel
+from pyrodps.crosscheck.nuts import family_z, summarise
+from pyrodps.models.bads import BADSModel
+from pyrodps.models.data import Batch, MinibatchStream, SelectionData
 from pyrodps.models.likelihoods import Categorical
 from pyrodps.models.priors import IsotropicGaussian
 from pyrodps.models.weight_net import WeightNet
+from pyrodps.run import sample
+from pyrodps.sgmcmc.integrators import RMSprop
 
 
 @contextmanager
@@ -169,7 +170,7 @@ def run_bads(problem: JointProblem, *, step_size: float, weight_step_size: float
 
 
 def summarise_joint(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """:func:`~pyrodps.diagnostics.nuts_crosscheck.summarise` of θ's coordinates, then the weights."""
+    """:func:`~pyrodps.crosscheck.nuts.summarise` of θ's coordinates, then the weights."""
     return summarise(np.concatenate([draws["theta"], draws["w"]], axis=-1).astype(np.float64))
 
 

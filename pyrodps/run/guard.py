@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from pyrodps.errors import PyrodpsError, ValidationError, check_choice, check_positive_int
-from pyrodps.inference.schedules import Schedule
+from pyrodps.sgmcmc.schedules import ScaledSchedule
 
 GUARD_ACTIONS = ("raise", "backoff")
 
@@ -94,17 +94,6 @@ _NAMES = {"theta": "the parameters θ", "u": "the weight table u", "energy": "th
 
 def _describe(name: str, source: str) -> str:
     return f"{_NAMES.get(name, name)} ({source}.{name})"
-
-
-@dataclass(frozen=True)
-class ScaledSchedule:
-    """``η'_t = factor · η_t``: a schedule backed off by a constant factor."""
-
-    base: Schedule
-    factor: float
-
-    def __call__(self, t: int) -> float:
-        return self.factor * self.base(t)
 
 
 def back_off(kernel: object, factor: float) -> tuple[float | None, float | None]:

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from pyrodps.errors import ValidationError, check_choice
-from pyrodps.inference.fused import reference
-from pyrodps.models.priors import BetaWeight, TruncatedGaussianWeight, UniformWeight, WeightPrior
+from pyrodps.sgmcmc.fused import reference
 
 BACKENDS = ("auto", "torch", "triton")
 ENV_VAR = "PYRODPS_KERNELS"
@@ -47,7 +46,7 @@ class NoiseKey:
 def _triton_module():
     """The Triton kernels module, or ``None`` when Triton does not import."""
     try:
-        from pyrodps.inference.fused import triton_kernels
+        from pyrodps.sgmcmc.fused import triton_kernels
     except ImportError:
         return None
     return triton_kernels
@@ -114,44 +113,23 @@ def sgld_update_(theta: torch.Tensor, grad: torch.Tensor, *, step_size: float, t
                                    **kw)
 
 
-def closed_form_prior(prior: WeightPrior | None) -> tuple[int, tuple[float, float]] | None:
-    """The in-kernel form of a weight prior's ``d log p_u / du``: ``(code, params)`` for the exact
-    classes :class:`UniformWeight`, :class:`BetaWeight` and :class:`TruncatedGaussianWeight`, else
-    ``None`` (its gradient is then computed by torch and passed in)."""
-    if type(prior) is UniformWeight:
-        return 1, (0.0, 0.0)
-    if type(prior) is BetaWeight:
-        return 2, (prior.a, prior.a + prior.b)
-    if type(prior) is TruncatedGaussianWeight:
-        return 3, (prior.beta, 1.0 / prior.sigma**2)
-    return None
-
-
 def weight_block_update_(
     u: torch.Tensor, idx: torch.Tensor, *, step_size: float, temperature: float, rho_theta: float,
-    noise: torch.Tensor | torch.Generator | NoiseKey, grad_base: torch.Tensor | None = None,
-    prior: WeightPrior | None = None, nll: torch.Tensor | None = None, companion_nll: torch.Tensor | None = None,
+    noise: torch.Tensor | torch.Generator | NoiseKey, grad_base: torch.Tensor,
+    nll: torch.Tensor | None = None, companion_nll: torch.Tensor | None = None,
     stats=None, backend: str | None = None, block: int | None = None,
 ) -> torch.Tensor:
     """In place on the table ``u`` (and ``stats``, an ``OnlineWeightStats``): for the distinct
     ``i ∈ idx``, ``u_i ← u_i + (ε/2) g_i + sqrt(εT) ξ_i`` with
-    ``g_i = [grad_base_i or d log p_u(u_i)/du] - ρ_θ l_i w_i(1-w_i) + ρ_θ l'_i w_i(1-w_i)``,
-    then the visit statistics of the new weights. Returns the batch's new weights."""
-    if grad_base is None and prior is None:
-        raise ValidationError("prior", "give grad_base or a weight prior")
+    ``g_i = grad_base_i - ρ_θ l_i w_i(1-w_i) + ρ_θ l'_i w_i(1-w_i)``, ``w_i = sigmoid(u_i)``, then the
+    visit statistics of the new weights. Returns the batch's new weights."""
     if resolve_backend(backend, u.device) == "torch":
         xi = _noise_tensor(noise, idx.shape, u.dtype, u.device)
         return reference.weight_block_update_(u, idx, xi, step_size, temperature, rho_theta, grad_base=grad_base,
-                                              prior=prior, nll=nll, companion_nll=companion_nll, stats=stats)
+                                              nll=nll, companion_nll=companion_nll, stats=stats)
     mod = _triton_module()
     kw = {} if block is None else {"block": block}
-    form = None if grad_base is not None else closed_form_prior(prior)
-    if form is not None:
-        kw.update(prior_code=form[0], prior_params=form[1])
-    else:
-        if grad_base is None:
-            grad_base = prior.grad_log_prob_u(u.index_select(0, idx))
-        kw["grad_base"] = grad_base.contiguous()
+    kw["grad_base"] = grad_base.contiguous()
     if isinstance(noise, NoiseKey):
         kw.update(seed=noise.seed, step=noise.step, stream=noise.stream)
     else:

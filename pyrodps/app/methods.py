@@ -12,12 +12,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from pyrodps.bads.fit import V01_OVERRIDES, BADSConfig, BADSFit, fit_bads
 from pyrodps.baselines.blo import BLOFit
 from pyrodps.baselines.l2rw import L2RWConfig, fit_l2rw
 from pyrodps.baselines.mwn import MWNConfig, fit_mwn
 from pyrodps.baselines.naive import NAIVE_METHODS, kept_fraction
 from pyrodps.baselines.sgd import SGDConfig, fit_sgd
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.diagnostics.metrics import (
     accuracy,
     balanced_accuracy,
@@ -25,7 +25,7 @@ from pyrodps.diagnostics.metrics import (
     selection_average_precision,
 )
 from pyrodps.errors import check_choice
-from pyrodps.selection import V01_OVERRIDES, BADSConfig, BADSFit, fit_bads
+from pyrodps.models.problem import SelectionProblem
 
 # method -> BADSConfig overrides
 BADS_METHODS = {
@@ -104,7 +104,7 @@ def run_method(
 ) -> MethodResult:
     """Run ``method`` (one of :data:`METHODS`) on ``problem``. Each family takes its settings from
     its own config (``bads_config``, ``l2rw_config``, ``mwn_config``, ``sgd_config``); ``steps``
-    overrides their ``steps``. ``bads_run_options`` go to :func:`~pyrodps.selection.fit_bads`
+    overrides their ``steps``. ``bads_run_options`` go to :func:`~pyrodps.bads.fit.fit_bads`
     (``checkpoint_dir``, ``checkpoint_every``, ``guard``, ``memory_budget``); the other methods are
     short and restart from scratch."""
     check_choice("method", method, METHODS)

@@ -1,35 +1,57 @@
-"""Minibatch index streams: epoch-wise reshuffling without replacement.
-
-Every batch is marginally a uniform random subset of its set, so the ``N/|B|``-scaled sums of the
-model are unbiased. A fresh permutation is drawn once per epoch (amortised O(B) per step).
-"""
+"""The data the BADS model sees: train and meta sets as tensors, one minibatch, and the stream of
+minibatches (epoch-wise reshuffling without replacement for each set, so the ``N/|B|``-scaled sums
+of the model are unbiased)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from pyrodps.errors import ValidationError, check_positive_int
-from pyrodps.models.bads import Batch, SelectionData
+from pyrodps.sgmcmc.minibatch import IndexStream
 
 
-class IndexStream:
-    """Batches of ``batch_size`` distinct indices from ``range(n)``; the last partial batch of an
-    epoch is dropped. With ``batch_size == n`` every batch is ``arange(n)`` and no randomness is used."""
+@dataclass
+class SelectionData:
+    """Train and meta sets as tensors (features first dimension = examples)."""
 
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device | str = "cpu") -> None:
-        self.n, self.batch_size, self.generator, self.device = n, batch_size, generator, device
-        self._perm = torch.arange(n, device=device)
-        self._pos = n if batch_size < n else 0
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_meta: torch.Tensor
+    y_meta: torch.Tensor
 
-    def next(self) -> torch.Tensor:
-        if self.batch_size == self.n:
-            return self._perm
-        if self._pos + self.batch_size > self.n:
-            self._perm = torch.randperm(self.n, generator=self.generator).to(self.device)
-            self._pos = 0
-        out = self._perm[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return out
+    @property
+    def num_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def num_meta(self) -> int:
+        return int(self.x_meta.shape[0])
+
+
+@dataclass
+class Batch:
+    """One minibatch: indices into the train and meta sets and the gathered examples."""
+
+    idx_train: torch.Tensor
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    idx_meta: torch.Tensor
+    x_meta: torch.Tensor
+    y_meta: torch.Tensor
+
+    @classmethod
+    def gather(cls, data: SelectionData, idx_train: torch.Tensor, idx_meta: torch.Tensor) -> Batch:
+        return cls(
+            idx_train,
+            data.x_train.index_select(0, idx_train),
+            data.y_train.index_select(0, idx_train),
+            idx_meta,
+            data.x_meta.index_select(0, idx_meta),
+            data.y_meta.index_select(0, idx_meta),
+        )
+
 
 
 class MinibatchStream:

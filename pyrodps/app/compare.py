@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pyrodps.data.dataset import SelectionProblem
+from pyrodps.app.methods import BADS_METHODS, METHODS, run_method
 from pyrodps.diagnostics.plots import plot_accuracy_vs_steps, plot_weight_groups
 from pyrodps.errors import ValidationError, check_choice
 from pyrodps.io import write_json
-from pyrodps.methods import BADS_METHODS, METHODS, run_method
+from pyrodps.models.problem import SelectionProblem
 
 SUMMARY_METRICS = ("test_accuracy", "balanced_accuracy", "selection_auroc", "selection_average_precision", "wall_seconds")
 

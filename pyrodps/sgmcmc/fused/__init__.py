@@ -7,7 +7,7 @@ Public API: :func:`sgld_update_`, :func:`weight_block_update_`, :class:`NoiseKey
 does not import Triton.
 """
 
-from pyrodps.inference.fused.dispatch import (
+from pyrodps.sgmcmc.fused.dispatch import (
     BACKENDS,
     ENV_VAR,
     STREAM_COMPANION,
@@ -16,13 +16,12 @@ from pyrodps.inference.fused.dispatch import (
     STREAM_U,
     NoiseKey,
     check_backend,
-    closed_form_prior,
     resolve_backend,
     sgld_update_,
     triton_available,
     weight_block_update_,
 )
-from pyrodps.inference.fused.reference import philox_normal
+from pyrodps.sgmcmc.fused.reference import philox_normal
 
 __all__ = [
     "BACKENDS",
@@ -33,7 +32,6 @@ __all__ = [
     "STREAM_U",
     "NoiseKey",
     "check_backend",
-    "closed_form_prior",
     "philox_normal",
     "resolve_backend",
     "sgld_update_",

@@ -5,7 +5,7 @@ Files: ``metrics.json`` (scenario, method, seed, steps, wall_seconds, test_accur
 selection_auroc, ...), ``weights.npz`` for weighting methods (``mean``, ``std``, ``corrupted``; per
 training point; BADS adds ``loss``, the training loss at the last draws) and ``config.json``; the BADS
 methods also write ``posterior.nc`` (ArviZ groups ``posterior`` and ``sample_stats`` per chain and draw,
-see :meth:`pyrodps.selection.BADSFit.to_arviz`), read by ``pyrodps report``, and the per-chain results
+see :meth:`pyrodps.bads.fit.BADSFit.to_arviz`), read by ``pyrodps report``, and the per-chain results
 the convergence verdict compares: ``weights.npz["chain_mean"]`` (``(chains, N)``: each chain's
 posterior-mean weight of every training point), ``metrics.json["chain_test_accuracy"]`` (test accuracy
 of each chain's own posterior predictive) and ``metrics.json["chain_selection_auroc"]`` (each chain's
@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 import pyrodps
+from pyrodps.app.methods import BADS_METHODS, METHODS, run_method
+from pyrodps.bads.fit import BADSConfig
 from pyrodps.data import SCENARIOS, load_npz_problem, make_scenario, scenario_options
-from pyrodps.data.dataset import SelectionProblem
 from pyrodps.errors import (
     OutputExistsError,
     ValidationError,
@@ -35,10 +36,9 @@ from pyrodps.errors import (
     check_positive,
     check_positive_int,
 )
-from pyrodps.inference.guard import GUARD_ACTIONS, DivergenceGuard
 from pyrodps.io import write_json, write_npz
-from pyrodps.methods import BADS_METHODS, METHODS, run_method
-from pyrodps.selection import BADSConfig
+from pyrodps.models.problem import SelectionProblem
+from pyrodps.run.guard import GUARD_ACTIONS, DivergenceGuard
 
 REQUEST_FILE = "request.json"
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -3,10 +3,10 @@
 Chains run **one after another** (chain ``k`` is seeded from ``(seed, k)``), so a K-chain run
 costs K times one chain and a CPU run is reproducible bit for bit.
 
-Long runs: a :class:`~pyrodps.inference.checkpoint.Checkpointer` saves the whole run atomically
-every few steps and resumes it exactly; a :class:`~pyrodps.inference.guard.DivergenceGuard` stops
+Long runs: a :class:`~pyrodps.run.checkpoint.Checkpointer` saves the whole run atomically
+every few steps and resumes it exactly; a :class:`~pyrodps.run.guard.DivergenceGuard` stops
 (or backs off) on non-finite values; a memory budget spills kept draws to disk
-(:class:`~pyrodps.inference.draw_store.DrawStore`).
+(:class:`~pyrodps.run.draw_store.DrawStore`).
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ import torch
 from tqdm.auto import tqdm
 
 from pyrodps.errors import ValidationError, check_positive_int
-from pyrodps.inference.checkpoint import Checkpointer, restore_, snapshot
-from pyrodps.inference.draw_store import DrawStore
-from pyrodps.inference.guard import (
+from pyrodps.run.checkpoint import Checkpointer, restore_, snapshot
+from pyrodps.run.draw_store import DrawStore
+from pyrodps.run.guard import (
     DivergenceError,
     DivergenceGuard,
     back_off,
     current_step_size,
     first_nonfinite,
 )
-from pyrodps.inference.kernel import make_generator
-from pyrodps.inference.weight_stats import OnlineWeightStats
+from pyrodps.run.weight_stats import OnlineWeightStats
+from pyrodps.sgmcmc.kernel import make_generator
 
 
 @dataclass
@@ -177,7 +177,7 @@ def sample(
             chain; when the file already exists the run **resumes** from it and reproduces the
             uninterrupted run exactly (same seed, same device). ``extra_state`` is saved with it.
         guard: the divergence guard (default: check every 10 steps and raise); see
-            :mod:`pyrodps.inference.guard`.
+            :mod:`pyrodps.run.guard`.
         memory_budget, spill_dir: keep at most this many bytes of draws in memory per chain and
             spill the rest to ``.npy`` chunks in ``spill_dir`` (:class:`DrawStore`).
         warmup_track: scalar sites also kept at every ``thin``-th step of the burn-in

@@ -2,7 +2,7 @@
 
 A checkpoint is one ``torch.save`` file holding a *payload* (the driver's position, the kernel's
 state, the batch stream's state, the online weight statistics, the kept draws and every RNG state,
-see :func:`pyrodps.inference.driver.sample`) together with the pyrodps version and a *fingerprint*
+see :func:`pyrodps.run.driver.sample`) together with the pyrodps version and a *fingerprint*
 of the run's configuration. It is written to a temporary file in the same folder, flushed with
 ``fsync`` and renamed over the old one, so a reader (or a run killed with SIGKILL at any instant)
 sees either the previous complete checkpoint or the new complete one, never a torn file.
@@ -82,7 +82,7 @@ def snapshot(obj: Any) -> Any:
 
 def _is_data(name: str, value: Any) -> bool:
     """Attributes that hold data sets or devices rather than state: not saved."""
-    from pyrodps.models.bads import SelectionData
+    from pyrodps.models.data import SelectionData
 
     return isinstance(value, (SelectionData, torch.device)) or name == "device"
 

@@ -4,7 +4,7 @@
   (read θ, g, V; write θ, V: 20 bytes per float32 element for pSGLD, 12 for SGLD), the Gaussian
   noise made in-kernel or read from a passed-in tensor (+4 bytes per element).
 * :func:`weight_block_update_triton_`: the weight-table block step in one launch: gather ``u_i``,
-  the conditional gradient (prior in closed form or passed in), the Langevin step, scatter back,
+  the conditional gradient (passed in, plus the loss terms), the Langevin step, scatter back,
   and the online statistics (``count``, ``total``, ``total_sq`` in float64; no atomics: the batch
   indices are distinct).
 
@@ -79,8 +79,8 @@ def _sigmoid(u):
 
 @triton.jit(do_not_specialize=["seed", "step", "stream"])
 def _weight_kernel(u_ptr, idx_ptr, gbase_ptr, nll_ptr, cnll_ptr, noise_ptr, w_out_ptr, count_ptr, total_ptr,
-                   total_sq_ptr, b, half_eps, noise_scale, rho, p0, p1, seed, step, stream,
-                   PRIOR: tl.constexpr, HAS_NLL: tl.constexpr, HAS_COMP: tl.constexpr,
+                   total_sq_ptr, b, half_eps, noise_scale, rho, seed, step, stream,
+                   HAS_NLL: tl.constexpr, HAS_COMP: tl.constexpr,
                    NOISE_IN: tl.constexpr, HAS_STATS: tl.constexpr, COMPUTE: tl.constexpr,
                    BLOCK: tl.constexpr):
     rows = tl.program_id(0).to(tl.int64) * (BLOCK // 4) + tl.arange(0, BLOCK // 4)
@@ -89,14 +89,7 @@ def _weight_kernel(u_ptr, idx_ptr, gbase_ptr, nll_ptr, cnll_ptr, noise_ptr, w_ou
     i = tl.load(idx_ptr + offs, mask=mask, other=0)
     u = tl.load(u_ptr + i, mask=mask).to(COMPUTE)
     w = _sigmoid(u)
-    if PRIOR == 0:  # passed in: grad_base = d log p_u / du (and whatever else the caller folded in)
-        g = tl.load(gbase_ptr + offs, mask=mask).to(COMPUTE)
-    elif PRIOR == 1:  # uniform: 1 - 2w
-        g = 1.0 - 2.0 * w
-    elif PRIOR == 2:  # Beta(a, b): a - (a + b) w;  p0 = a, p1 = a + b
-        g = p0 - p1 * w
-    else:  # truncated Gaussian(β, σ): (w - β) w (w - 1) / σ² + 1 - 2w;  p0 = β, p1 = 1/σ²
-        g = (w - p0) * w * (w - 1.0) * p1 + 1.0 - 2.0 * w
+    g = tl.load(gbase_ptr + offs, mask=mask).to(COMPUTE)  # e.g. d log p_u / du, and what the caller folded in
     if HAS_NLL:
         g -= rho * tl.load(nll_ptr + offs, mask=mask).to(COMPUTE) * w * (1.0 - w)
     if HAS_COMP:
@@ -147,18 +140,14 @@ def sgld_update_triton_(theta: torch.Tensor, grad: torch.Tensor, step_size: floa
 
 def weight_block_update_triton_(
     u: torch.Tensor, idx: torch.Tensor, step_size: float, temperature: float, rho_theta: float, *,
-    prior_code: int = 0, prior_params: tuple[float, float] = (0.0, 0.0), grad_base: torch.Tensor | None = None,
+    grad_base: torch.Tensor,
     nll: torch.Tensor | None = None, companion_nll: torch.Tensor | None = None,
     noise: torch.Tensor | None = None, seed: int = 0, step: int = 0, stream: int = 0,
     stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, block: int = 256,
 ) -> torch.Tensor:
     """In place on ``u`` (and the float64 ``stats = (count, total, total_sq)``), the weight-block
-    update of :func:`.reference.weight_block_update_` in one launch; returns the new batch weights.
-    ``prior_code``: 0 = ``grad_base`` given, 1 = uniform, 2 = Beta (``prior_params = (a, a + b)``),
-    3 = truncated Gaussian (``(β, 1/σ²)``)."""
+    update of :func:`.reference.weight_block_update_` in one launch; returns the new batch weights."""
     b = idx.numel()
-    if prior_code == 0 and grad_base is None:
-        raise ValueError("prior_code 0 needs grad_base")
     for t in (grad_base, nll, companion_nll, noise):
         if t is not None and (t.numel() != b or not t.is_contiguous()):
             raise ValueError("grad_base, nll, companion_nll and noise must be contiguous and as long as idx")
@@ -168,11 +157,11 @@ def weight_block_update_triton_(
     count, total, total_sq = stats if stats is not None else (w_out, w_out, w_out)
     grid = (triton.cdiv(b, _check_block(block)),)
     _weight_kernel[grid](
-        u, idx, grad_base if grad_base is not None else w_out, nll if nll is not None else w_out,
+        u, idx, grad_base, nll if nll is not None else w_out,
         companion_nll if companion_nll is not None else w_out, noise if noise is not None else w_out, w_out,
         count, total, total_sq, b, 0.5 * step_size, math.sqrt(step_size * temperature), rho_theta,
-        float(prior_params[0]), float(prior_params[1]), int(seed), int(step), int(stream),
-        PRIOR=prior_code, HAS_NLL=nll is not None, HAS_COMP=companion_nll is not None,
+        int(seed), int(step), int(stream),
+        HAS_NLL=nll is not None, HAS_COMP=companion_nll is not None,
         NOISE_IN=noise is not None, HAS_STATS=stats is not None, COMPUTE=_COMPUTE.get(u.dtype, tl.float32),
         BLOCK=block,
     )

@@ -1,7 +1,7 @@
 """Joint minibatch SGLD over the network parameters θ and the weight table ``u`` (``w = sigmoid(u)``).
 
 Each step evaluates the minibatch energy and its gradients once
-(:mod:`pyrodps.inference.gradients`) and moves two blocks:
+(:mod:`pyrodps.models.gradients`) and moves two blocks:
 
 * **θ block**, (p)SGLD on the N/B-scaled minibatch energy ``Û = -log p̂``:
   ``θ ← θ - (η_t/2) G ∇_θ Û + sqrt(η_t T G) ξ``.
@@ -24,7 +24,7 @@ Each step evaluates the minibatch energy and its gradients once
   the sampler's coordinates. Only the B entries of the table in the batch are read and written:
   per-step work does not grow with N.
 
-Both updates dispatch (``backend``, :mod:`pyrodps.inference.fused`): torch by default on CPU
+Both updates dispatch (``backend``, :mod:`pyrodps.sgmcmc.fused`): torch by default on CPU
 (results unchanged, noise from the chain's generator), fused Triton kernels on CUDA, whose noise
 is the counter-based stream keyed on ``(seed, step, block)``.
 """
@@ -36,14 +36,15 @@ from dataclasses import dataclass
 
 import torch
 
+from pyrodps.bads.weight_slice import weight_block_slice_
 from pyrodps.errors import ValidationError, check_choice, check_positive
-from pyrodps.inference import fused
-from pyrodps.inference.gradients import make_gradient
-from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_update_
-from pyrodps.inference.kernel import make_generator
-from pyrodps.inference.schedules import Schedule, as_schedule
-from pyrodps.inference.weight_slice import weight_block_slice_
-from pyrodps.models.bads import BADSModel, Batch
+from pyrodps.models.bads import BADSModel
+from pyrodps.models.data import Batch
+from pyrodps.models.gradients import make_gradient
+from pyrodps.sgmcmc import fused
+from pyrodps.sgmcmc.integrators import RMSprop, clip_norm_, langevin_update_
+from pyrodps.sgmcmc.kernel import make_generator
+from pyrodps.sgmcmc.schedules import Schedule, as_schedule
 
 WEIGHT_UPDATES = ("langevin", "slice")
 
@@ -84,7 +85,7 @@ class BADSKernel:
         weight_update: ``"langevin"`` (the unadjusted Langevin step above; fused on Triton) or ``"slice"``
             (an exact draw from each weight's conditional by slice sampling, no step-size bias, a nearly
             independent value at every visit; torch operations on any device,
-            :mod:`pyrodps.inference.weight_slice`; ``weight_step_size`` is then its initial width over
+            :mod:`pyrodps.bads.weight_slice`; ``weight_step_size`` is then its initial width over
             ``sqrt(T)``).
     """
 
@@ -165,7 +166,7 @@ class BADSKernel:
         ``info`` always holds ``idx`` and ``w`` (the batch's new weights); with ``diagnostics`` also
         ``energy``, ``grad_norm``, ``train_nll``, ``meta_nll`` (and ``companion_nll``); the driver asks
         for them only at steps it keeps or reports. ``stats`` (an
-        :class:`~pyrodps.inference.weight_stats.OnlineWeightStats`): the weight-table block adds the
+        :class:`~pyrodps.run.weight_stats.OnlineWeightStats`): the weight-table block adds the
         batch's new weights to it (in the same launch on Triton) and ``info["stats_updated"]`` is
         ``True``; with a weight network it is left to the caller.
         """

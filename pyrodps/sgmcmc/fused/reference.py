@@ -1,5 +1,5 @@
 """Torch implementations of the fused sampler updates: the CPU path and the specification the
-Triton kernels (:mod:`pyrodps.inference.fused.triton_kernels`) are tested against.
+Triton kernels (:mod:`pyrodps.sgmcmc.fused.triton_kernels`) are tested against.
 
 **Flat (p)SGLD update** (Welling & Teh 2011; pSGLD of Li et al. 2016, Γ term dropped), on one flat
 vector θ with its gradient ``g = ∇_θ Û`` and, for pSGLD, the RMSprop second moment ``V``:
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from pyrodps.inference.integrators import langevin_step_
+from pyrodps.sgmcmc.integrators import langevin_step_
 
 _M32 = 0xFFFFFFFF
 PHILOX_KEY_A, PHILOX_KEY_B = 0x9E3779B9, 0xBB67AE85
@@ -89,7 +89,7 @@ def sgld_update_(theta: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, s
                  eps: float = 1e-5) -> torch.Tensor:
     """In place, the flat (p)SGLD update of the module docstring (pSGLD when ``v`` is given; ``v``
     is updated in place). The same operations as :meth:`RMSprop.update_` followed by
-    :func:`~pyrodps.inference.integrators.langevin_step_`. Returns ``theta``."""
+    :func:`~pyrodps.sgmcmc.integrators.langevin_step_`. Returns ``theta``."""
     inv_precond = None
     if v is not None:
         v.mul_(alpha).addcmul_(grad, grad, value=1.0 - alpha)
@@ -105,8 +105,7 @@ def weight_block_update_(
     temperature: float,
     rho_theta: float,
     *,
-    grad_base: torch.Tensor | None = None,
-    prior=None,
+    grad_base: torch.Tensor,
     nll: torch.Tensor | None = None,
     companion_nll: torch.Tensor | None = None,
     stats=None,
@@ -114,14 +113,12 @@ def weight_block_update_(
     """In place on the table ``u`` (and on ``stats``), the weight-block update of the module
     docstring for the distinct indices ``idx``; returns the batch's new weights ``sigmoid(u[idx])``.
 
-    ``grad_base`` is the start of ``g_i`` (consumed); without it, ``prior.grad_log_prob_u(u_i)``.
+    ``grad_base`` is the start of ``g_i`` (consumed), e.g. ``d log p_u(u_i) / du_i``.
     ``nll`` adds ``-ρ_θ l_i w_i (1 - w_i)``, ``companion_nll`` adds ``+ρ_θ l'_i w_i (1 - w_i)``.
-    ``stats`` is an :class:`~pyrodps.inference.weight_stats.OnlineWeightStats` (or ``None``).
+    ``stats`` is an :class:`~pyrodps.run.weight_stats.OnlineWeightStats` (or ``None``).
     """
     u_b = u.index_select(0, idx)
-    if grad_base is None and prior is None:
-        raise ValueError("weight_block_update_ needs grad_base or prior")
-    grad = grad_base if grad_base is not None else prior.grad_log_prob_u(u_b)
+    grad = grad_base
     if nll is not None or companion_nll is not None:
         w = torch.sigmoid(u_b)
         if nll is not None:

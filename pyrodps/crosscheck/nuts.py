@@ -43,7 +43,8 @@ from scipy.stats import norm
 
 from pyrodps.diagnostics.arviz_adapter import convergence_statistics
 from pyrodps.errors import ValidationError, check_fraction, check_positive, check_positive_int
-from pyrodps.inference import SGLD, SGLDState, make_generator, sample
+from pyrodps.run import sample
+from pyrodps.sgmcmc import SGLD, SGLDState, make_generator
 
 
 @dataclass

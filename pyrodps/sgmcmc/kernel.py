@@ -2,7 +2,7 @@
 
 A kernel is two functions, as in NumPyro: ``init(...) -> state`` and
 ``step(state, batch, diagnostics) -> (state, info)``. Data comes with every step; the driver
-(:mod:`pyrodps.inference.driver`), not the kernel, owns burn-in, thinning, chains and storage.
+(:mod:`pyrodps.run.driver`), not the kernel, owns burn-in, thinning, chains and storage.
 States are mutable dataclasses that ``step`` updates in place (a weight table of length N must
 not be copied per step) and returns. ``info`` holds 0-d tensors, read by the driver only when it
 keeps a draw; ``diagnostics=False`` lets a kernel skip the summaries that only a kept draw or the
@@ -18,8 +18,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import torch
 
 from pyrodps.errors import check_positive
-from pyrodps.inference.integrators import RMSprop, clip_norm_, langevin_update_
-from pyrodps.inference.schedules import Schedule, as_schedule
+from pyrodps.sgmcmc.integrators import RMSprop, clip_norm_, langevin_update_
+from pyrodps.sgmcmc.schedules import Schedule, as_schedule
 
 S = TypeVar("S")
 B_contra = TypeVar("B_contra", contravariant=True)
@@ -53,7 +53,7 @@ class SGLDState:
 class SGLD:
     """(p)SGLD on a flat position vector for a differentiable energy ``U(x; batch)``.
 
-    ``x ← x - (η_t/2) G ∇U(x) + sqrt(η_t T G) ξ`` (see :mod:`pyrodps.inference.integrators`).
+    ``x ← x - (η_t/2) G ∇U(x) + sqrt(η_t T G) ξ`` (see :mod:`pyrodps.sgmcmc.integrators`).
     With ``energy_fn`` an unbiased minibatch estimate of ``U``, this is SGLD of Welling & Teh (2011).
     """
 

@@ -27,8 +27,9 @@ import pyro
 import torch
 
 from pyrodps.errors import check_choice
-from pyrodps.inference.flat_params import FlatParams
-from pyrodps.models.bads import BADSModel, Batch
+from pyrodps.models.bads import BADSModel
+from pyrodps.models.data import Batch
+from pyrodps.models.flat_params import FlatParams
 
 
 @dataclass
