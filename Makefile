@@ -22,8 +22,8 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/pyrodps run --scenario digits-label-noise --method bads --out $(OUT)/bads --force $(if $(STEPS),--steps $(STEPS))
-	$(VENV)/bin/pyrodps run --scenario digits-label-noise --method sgd --out $(OUT)/sgd --force $(if $(STEPS),--steps $(STEPS))
-	$(VENV)/bin/pyrodps summarize $(OUT)/sgd $(OUT)/bads
+	$(VENV)/bin/pyrodps run --scenario digits-label-noise --method mixing --out $(OUT)/mixing --force $(if $(STEPS),--steps $(STEPS))
+	$(VENV)/bin/pyrodps summarize $(OUT)/mixing $(OUT)/bads
 
 test: $(STAMP)
 	$(PY) -m pytest -q

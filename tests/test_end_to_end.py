@@ -11,7 +11,7 @@ from pyrodps.app.cli import main
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    for method in ("bads", "sgd"):
+    for method in ("bads", "mixing"):
         rc = main(["run", "--scenario", "digits-label-noise", "--method", method, "--out", str(root / method),
                    "--seed", "0", "--no-progress"])
         assert rc == 0
@@ -31,7 +31,7 @@ def test_outputs_are_complete(runs):
 
 def test_bads_finds_the_mislabelled_points_and_beats_sgd(runs):
     bads = json.loads((runs / "bads" / "metrics.json").read_text())
-    sgd = json.loads((runs / "sgd" / "metrics.json").read_text())
+    sgd = json.loads((runs / "mixing" / "metrics.json").read_text())
     assert bads["selection_auroc"] >= 0.95
     assert bads["mean_weight_corrupted"] < 0.5 * bads["mean_weight_clean"]
     assert bads["test_accuracy"] >= 0.95

@@ -79,8 +79,8 @@ class Page(HTMLParser):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     assert main(["run", *SCENARIO, "--method", "bads", "--steps", "120", "--chains", "2", "--out", str(root / "bads")]) == 0
-    assert main(["run", *SCENARIO, "--method", "sgd", "--steps", "40", "--out", str(root / "sgd")]) == 0
-    assert main(["compare", "--scenario", "digits-label-noise", "--methods", "bads,sgd", "--seeds", "0", "--steps", "40",
+    assert main(["run", *SCENARIO, "--method", "mixing", "--steps", "40", "--out", str(root / "sgd")]) == 0
+    assert main(["compare", "--scenario", "digits-label-noise", "--methods", "bads,mixing", "--seeds", "0", "--steps", "40",
                  "--out", str(root / "cmp"), "--no-progress"]) == 0
     assert main(["report", str(root / "bads"), "--compare", str(root / "cmp")]) == 0
     assert main(["report", str(root / "sgd")]) == 0
@@ -112,7 +112,7 @@ def test_all_weights_can_be_tracked(tmp_path):
     np.testing.assert_array_equal(post["w"].coords["point"].values, np.arange(num_train))
 
 
-@pytest.mark.parametrize("extra", [["--method", "sgd", "--chains", "2"], ["--method", "sgd", "--track-weights", "all"],
+@pytest.mark.parametrize("extra", [["--method", "mixing", "--chains", "2"], ["--method", "mixing", "--track-weights", "all"],
                                    ["--method", "bads", "--chains", "0"], ["--method", "bads", "--track-weights", "-1"]])
 def test_bad_run_options_are_refused_before_any_work(tmp_path, extra, capsys):
     assert main(["run", *SCENARIO, *extra, "--out", str(tmp_path / "x")]) == 2

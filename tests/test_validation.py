@@ -95,7 +95,7 @@ def test_cli_rejects_bad_arguments_without_writing(extra, needle, tmp_path, caps
 
 def test_cli_refuses_non_empty_output(tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("x")
-    rc = main(["run", "--scenario", "digits-label-noise", "--method", "sgd", "--out", str(tmp_path), "--steps", "5"])
+    rc = main(["run", "--scenario", "digits-label-noise", "--method", "mixing", "--out", str(tmp_path), "--steps", "5"])
     assert rc == 2 and "--force" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 

@@ -30,7 +30,6 @@ from pyrodps.models.problem import SelectionProblem
 # method -> BADSConfig overrides
 BADS_METHODS = {
     "bads": {"log_z": "ignore"},
-    "bads-ignore": {"log_z": "ignore"},
     "bads-companion": {"log_z": "companion"},
     "bads-weightnet": {"log_z": "ignore", "weights": "network"},
     # ablation: the meta set's influence removed (ρ_m = 1e-6); everything else as "bads"
@@ -40,8 +39,7 @@ BADS_METHODS = {
 }
 # bi-level optimisation baselines: weight per step from a one-step lookahead on a meta batch
 BLO_METHODS = ("l2rw", "mwn")
-# "sgd" is "mixing" under its first name
-METHODS = (*BADS_METHODS, *BLO_METHODS, "sgd", *NAIVE_METHODS)
+METHODS = (*BADS_METHODS, *BLO_METHODS, *NAIVE_METHODS)
 
 
 @dataclass
@@ -132,7 +130,7 @@ def run_method(
     config = config if steps is None else replace(config, steps=steps)
     config.validate()
     config = config.resolved(problem)
-    naive = "mixing" if method == "sgd" else method
+    naive = method
     fit = fit_sgd(problem, config, seed=seed, method=naive, keep_fraction=keep_fraction, progress=progress)
     return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs, fit.accuracy_trace,
                         config={**config.to_dict(), "keep_fraction": keep_fraction if naive == "random-select" else None})

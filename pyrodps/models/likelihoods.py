@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import pyro.distributions as dist
 import torch
@@ -18,7 +19,14 @@ from pyrodps.errors import ValidationError, check_positive
 
 
 class Likelihood(ABC):
-    """Observation model of the main network."""
+    """Observation model of the main network.
+
+    ``task`` says what the targets are: ``"classification"`` (integer labels; the posterior
+    predictive is a class distribution) or ``"regression"`` (float targets; the predictive is
+    summarised by its mean). :meth:`predict` is the per-example summary averaged over posterior draws.
+    """
+
+    task: ClassVar[str] = "regression"
 
     @abstractmethod
     def distribution(self, output: torch.Tensor) -> dist.Distribution:
@@ -35,6 +43,17 @@ class Likelihood(ABC):
         such as the cross-entropy); a likelihood with a normalising constant overrides it."""
         return torch.zeros(y.shape[0], dtype=torch.get_default_dtype(), device=y.device)
 
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """What the posterior predictive averages over draws for one network output: the mean of
+        ``p(y | x, θ)`` (shape ``(B,)``) by default; class probabilities ``(B, C)`` for a classifier."""
+        return self.distribution(output).mean
+
+    def targets(self, y: object, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Targets as the tensor type :meth:`nll` takes: ``long`` labels for classification,
+        ``float32`` otherwise."""
+        dtype = torch.long if self.task == "classification" else torch.float32
+        return torch.as_tensor(y, dtype=dtype, device=device)
+
     @abstractmethod
     def output_dim(self, y: torch.Tensor) -> int:
         """Width of the network's last layer for targets ``y``."""
@@ -47,6 +66,8 @@ class Likelihood(ABC):
 class Categorical(Likelihood):
     """Classification: ``p(y | x, θ) = softmax(f_θ(x))_y``, ``l_i`` is the cross-entropy."""
 
+    task: ClassVar[str] = "classification"
+
     def __init__(self, num_classes: int) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValidationError("num_classes", f"must be an integer >= 2, got {num_classes!r}")
@@ -57,6 +78,10 @@ class Categorical(Likelihood):
 
     def nll(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output, y, reduction="none")
+
+    def predict(self, output: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``softmax(f_θ(x))``, shape ``(B, C)``."""
+        return torch.softmax(output, -1)
 
     def output_dim(self, y: torch.Tensor) -> int:
         return self.num_classes
