@@ -24,12 +24,12 @@ METHODS = ("bads", "bads-companion", "bads-weightnet", "bads-no-meta", "bads-v0.
            "meta-only", "dup-meta", "oracle", "random-select")
 # BADS variants: BADSConfig overrides on top of the method "bads"
 VARIANTS = {
-    "sgld": {"psgld": False},
+    "sgld": {"sampler": "sgld"},
     "beta": {"weight_prior": "beta", "weight_prior_kwargs": {"a": 2.0, "b": 2.0}},
     "truncgauss": {"weight_prior": "truncated-gaussian"},
     "langevin": {"weight_update": "langevin", "weight_step_size": 0.5},
     "chains2": {"chains": 2},
-    "companion-sgld-chains2": {"log_z": "companion", "psgld": False, "chains": 2},
+    "companion-sgld-chains2": {"log_z": "companion", "sampler": "sgld", "chains": 2},
     "weightnet-chains2": {"weights": "network", "chains": 2},
 }
 STEPS = 40

@@ -1,10 +1,10 @@
 """Joint minibatch SGLD over the network parameters θ and the weight table ``u`` (``w = sigmoid(u)``).
 
 Each step evaluates the minibatch energy and its gradients once
-(:mod:`pyrodps.models.gradients`) and moves two blocks:
+(:mod:`pyrodps.models.potential`) and moves two blocks:
 
-* **θ block**, (p)SGLD on the N/B-scaled minibatch energy ``Û = -log p̂``:
-  ``θ ← θ - (η_t/2) G ∇_θ Û + sqrt(η_t T G) ξ``.
+* **θ block**, any :class:`~pyrodps.sgmcmc.integrators.Integrator` on the N/B-scaled minibatch energy
+  ``Û = -log p̂``; pSGLD by default: ``θ ← θ - (η_t/2) G ∇_θ Û + sqrt(η_t T G) ξ``.
 * **w block**, Gibbs-within-SGLD on the points of the batch: given θ the weights are conditionally
   independent, and the block step is a Langevin step on the *exact conditional* of each ``u_i``,
   with no N/B factor:
@@ -40,11 +40,11 @@ from pyrodps.bads.weight_slice import weight_block_slice_
 from pyrodps.errors import ValidationError, check_choice, check_positive
 from pyrodps.models.bads import BADSModel
 from pyrodps.models.data import Batch
-from pyrodps.models.gradients import make_gradient
+from pyrodps.models.potential import make_gradient
 from pyrodps.sgmcmc import fused
-from pyrodps.sgmcmc.integrators import RMSprop, clip_norm_, langevin_update_
+from pyrodps.sgmcmc.integrators import Integrator, PSGLDIntegrator, RMSprop, SGLDIntegrator, clip_norm_
 from pyrodps.sgmcmc.kernel import make_generator
-from pyrodps.sgmcmc.schedules import Schedule, as_schedule
+from pyrodps.sgmcmc.schedules import ScalableStepSizes, Schedule, as_schedule
 
 WEIGHT_UPDATES = ("langevin", "slice")
 
@@ -52,20 +52,21 @@ WEIGHT_UPDATES = ("langevin", "slice")
 @dataclass
 class BADSState:
     """Sampler state of one chain. ``theta`` is flat; ``u`` is the length-N weight table, or ``phi``
-    the flat parameters of a weight network."""
+    the flat parameters of a weight network; ``*_aux`` are the θ-block sampler's auxiliary states
+    (pSGLD's second moment, SGHMC's momentum, or ``None``)."""
 
     theta: torch.Tensor
     u: torch.Tensor | None
     step: int
     generator: torch.Generator
-    precond_v: torch.Tensor | None = None
+    theta_aux: torch.Tensor | None = None
     companion: torch.Tensor | None = None  # θ' of the log Z(w) estimator
-    companion_precond_v: torch.Tensor | None = None
+    companion_aux: torch.Tensor | None = None
     phi: torch.Tensor | None = None
-    phi_precond_v: torch.Tensor | None = None
+    phi_aux: torch.Tensor | None = None
 
 
-class BADSKernel:
+class BADSKernel(ScalableStepSizes):
     """Joint θ / w SGLD for a :class:`~pyrodps.models.BADSModel`.
 
     Args:
@@ -74,7 +75,9 @@ class BADSKernel:
         step_size: ``η_t`` of the θ block (a number or a schedule).
         weight_step_size: ``ε_t`` of the w block (a number or a schedule).
         temperature: ``T``; 1 samples the posterior, ``T < 1`` a tempered (sharper) one.
-        preconditioner: ``None`` (SGLD) or :class:`RMSprop` (pSGLD) for the θ block.
+        sampler: the θ-block :class:`~pyrodps.sgmcmc.integrators.Integrator` (also moving φ and the
+            companion θ'); default SGLD, or pSGLD when ``preconditioner`` is given.
+        preconditioner: shorthand for ``sampler=PSGLDIntegrator(alpha, eps)`` of an :class:`RMSprop`.
         clip_norm: clip ``|∇_θ Û|`` to this norm (biases the sampler; off by default).
         update_theta: ``False`` holds θ (and the companion θ') fixed and samples only the weights.
         path: how gradients are computed: ``"fused"`` (fastest), ``"functional"`` (autograd of
@@ -87,7 +90,12 @@ class BADSKernel:
             independent value at every visit; torch operations on any device,
             :mod:`pyrodps.bads.weight_slice`; ``weight_step_size`` is then its initial width over
             ``sqrt(T)``).
+
+    The step sizes can be scaled at run time (the divergence guard's back-off); the scale is the
+    kernel's hyper-state (``state_dict``), checkpointed with the run.
     """
+
+    scaled_schedules = ("step_size", "weight_step_size")
 
     def __init__(
         self,
@@ -96,6 +104,7 @@ class BADSKernel:
         step_size: float | Schedule,
         weight_step_size: float | Schedule = 0.5,
         temperature: float = 1.0,
+        sampler: Integrator | None = None,
         preconditioner: RMSprop | None = None,
         clip_norm: float | None = None,
         update_theta: bool = True,
@@ -110,7 +119,14 @@ class BADSKernel:
         self.temperature = check_positive("temperature", temperature)
         if preconditioner is not None and not isinstance(preconditioner, RMSprop):
             raise ValidationError("preconditioner", f"must be None or RMSprop, got {preconditioner!r}")
-        self.preconditioner = preconditioner
+        if sampler is not None and preconditioner is not None:
+            raise ValidationError("preconditioner", "give sampler or preconditioner, not both")
+        if sampler is None:
+            sampler = SGLDIntegrator() if preconditioner is None else PSGLDIntegrator(preconditioner.alpha,
+                                                                                      preconditioner.eps)
+        if not isinstance(sampler, Integrator):
+            raise ValidationError("sampler", f"must be an Integrator, got {type(sampler).__name__}")
+        self.sampler = sampler
         self.clip_norm = None if clip_norm is None else check_positive("clip_norm", clip_norm)
         self.update_theta = bool(update_theta)
         self.gradient = make_gradient(model, path)
@@ -134,46 +150,35 @@ class BADSKernel:
                 raise ValidationError("u", f"must have shape ({self.model.num_train},), got {tuple(u.shape)}")
         if theta.device.type != "cpu":
             gen = make_generator(seed, chain, theta.device)
-        v = self.preconditioner.init(theta) if self.preconditioner else None
-        state = BADSState(theta, u, 0, gen, v)
+        state = BADSState(theta, u, 0, gen, self.sampler.init(theta))
         if wn is not None:
             state.phi = wn.initial_phi().to(theta.device)
-            state.phi_precond_v = self.preconditioner.init(state.phi) if self.preconditioner else None
+            state.phi_aux = self.sampler.init(state.phi)
         if self.model.log_z == "companion":
             state.companion = (theta if companion is None else companion).detach().clone()
-            state.companion_precond_v = self.preconditioner.init(theta) if self.preconditioner else None
+            state.companion_aux = self.sampler.init(theta)
         return state
 
-    def _theta_step(
-        self, theta: torch.Tensor, grad: torch.Tensor, v: torch.Tensor | None, state: BADSState, stream: int,
-        backend: str,
-    ) -> None:
+    def _theta_step(self, x: torch.Tensor, grad: torch.Tensor, aux: torch.Tensor | None, state: BADSState,
+                    stream: int, backend: str) -> None:
         clip_norm_(grad, self.clip_norm)
-        langevin_update_(theta, grad, self.step_size(state.step), self.temperature, generator=state.generator,
-                         step=state.step, stream=stream, preconditioner=self.preconditioner, v=v, backend=backend)
+        self.sampler.update_(x, grad, aux, step_size=self.step_size(state.step), temperature=self.temperature,
+                             generator=state.generator, step=state.step, stream=stream, backend=backend)
 
-    # the driver may hand the online weight statistics to step(): the weight-block update adds the
-    # batch's new weights to them (in the same launch on Triton); info["stats_updated"] says it did
-    fuses_weight_stats = True
     # what the divergence guard checks: not the length-N table u, whose moving entries are info["w"]
-    guarded_state = ("theta", "precond_v", "companion", "companion_precond_v", "phi", "phi_precond_v")
+    guarded_state = ("theta", "theta_aux", "companion", "companion_aux", "phi", "phi_aux")
 
-    def step(
-        self, state: BADSState, batch: Batch, diagnostics: bool = True, stats: object | None = None
-    ) -> tuple[BADSState, dict[str, torch.Tensor]]:
+    def step(self, state: BADSState, batch: Batch, diagnostics: bool = True) -> tuple[BADSState, dict[str, torch.Tensor]]:
         """One joint step; updates ``state`` in place and returns it with ``info``.
 
         ``info`` always holds ``idx`` and ``w`` (the batch's new weights); with ``diagnostics`` also
         ``energy``, ``grad_norm``, ``train_nll``, ``meta_nll`` (and ``companion_nll``); the driver asks
-        for them only at steps it keeps or reports. ``stats`` (an
-        :class:`~pyrodps.run.weight_stats.OnlineWeightStats`): the weight-table block adds the
-        batch's new weights to it (in the same launch on Triton) and ``info["stats_updated"]`` is
-        ``True``; with a weight network it is left to the caller.
+        for them only at steps it keeps or reports.
         """
         idx = batch.idx_train
         weights = state.phi if state.phi is not None else state.u.index_select(0, idx)
         est = self.gradient(state.theta, weights, batch, self.update_theta, diagnostics)
-        t, temp = state.step, self.temperature
+        t = state.step
         backend = fused.resolve_backend(self.backend, state.theta.device)  # "torch" or "triton"
         with torch.no_grad():
             info: dict[str, torch.Tensor] = {}
@@ -184,40 +189,44 @@ class BADSKernel:
             if self.update_theta:
                 if diagnostics:
                     info["grad_norm"] = torch.linalg.vector_norm(est.grad_theta)
-                self._theta_step(state.theta, est.grad_theta, state.precond_v, state, fused.STREAM_THETA, backend)
+                self._theta_step(state.theta, est.grad_theta, state.theta_aux, state, fused.STREAM_THETA, backend)
             info["idx"] = idx
             if state.phi is not None:
-                self._theta_step(state.phi, est.grad_phi, state.phi_precond_v, state, fused.STREAM_PHI, backend)
+                self._theta_step(state.phi, est.grad_phi, state.phi_aux, state, fused.STREAM_PHI, backend)
                 info["w"] = est.w
-                state.step = t + 1
-                return state, info
-            comp = None
-            if state.companion is not None:
-                comp = self.gradient.companion(state.companion, est.w, batch)
-                if self.update_theta:
-                    self._theta_step(state.companion, comp.grad_theta, state.companion_precond_v, state,
-                                     fused.STREAM_COMPANION, backend)
-                if diagnostics:
-                    info["companion_nll"] = comp.nll_train.mean()
-            if self.weight_update == "slice":  # an exact draw from each conditional
-                ref = self.model.reference_nll(batch.y_train)
-                delta = est.nll_train - ref if comp is None else est.nll_train - comp.nll_train
-                info["w"], _ = weight_block_slice_(
-                    state.u, idx, delta=delta, prior=self.model.weight_prior, width=self.weight_step_size(t),
-                    temperature=temp, rho_theta=self.model.rho_theta, generator=state.generator, stats=stats)
             else:
-                # w block: gather u_i, add the companion term, Langevin step, scatter back, statistics
-                # (one launch on Triton; noise in-kernel there, from the chain's generator on torch)
-                noise = fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U) if backend == "triton" \
-                    else state.generator
-                info["w"] = fused.weight_block_update_(
-                    state.u, idx, step_size=self.weight_step_size(t), temperature=temp, rho_theta=self.model.rho_theta,
-                    grad_base=est.grad_u, stats=stats,
-                    companion_nll=None if comp is None else comp.nll_train - self.model.reference_nll(batch.y_train),
-                    noise=noise, backend=backend)
-            info["stats_updated"] = stats is not None
+                info["w"] = self._weight_block(state, batch, est, diagnostics, info, backend)
         state.step = t + 1
         return state, info
+
+    def _weight_block(self, state: BADSState, batch: Batch, est, diagnostics: bool, info: dict,
+                      backend: str) -> torch.Tensor:
+        """The w block (and the companion chain it needs): the batch's new weights."""
+        idx, t, temp = batch.idx_train, state.step, self.temperature
+        comp = None
+        if state.companion is not None:
+            comp = self.gradient.companion(state.companion, est.w, batch)
+            if self.update_theta:
+                self._theta_step(state.companion, comp.grad_theta, state.companion_aux, state,
+                                 fused.STREAM_COMPANION, backend)
+            if diagnostics:
+                info["companion_nll"] = comp.nll_train.mean()
+        if self.weight_update == "slice":  # an exact draw from each conditional
+            ref = self.model.reference_nll(batch.y_train)
+            delta = est.nll_train - ref if comp is None else est.nll_train - comp.nll_train
+            w, _ = weight_block_slice_(
+                state.u, idx, delta=delta, log_density=self.gradient.potential.weight_conditional,
+                width=self.weight_step_size(t), temperature=temp, generator=state.generator)
+            return w
+        # Langevin: gather u_i, add the companion term, step, scatter back (one launch on Triton;
+        # noise in-kernel there, from the chain's generator on torch)
+        noise = fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U) if backend == "triton" \
+            else state.generator
+        return fused.weight_block_update_(
+            state.u, idx, step_size=self.weight_step_size(t), temperature=temp, rho_theta=self.model.rho_theta,
+            grad_base=est.grad_u,
+            companion_nll=None if comp is None else comp.nll_train - self.model.reference_nll(batch.y_train),
+            noise=noise, backend=backend)
 
     def site(self, state: BADSState, info: dict[str, torch.Tensor], name: str) -> torch.Tensor:
         """Value of a tracked site: ``theta`` (flat), ``companion`` (θ'), ``w`` (the whole table) or a

@@ -27,15 +27,10 @@ evaluations of ``ℓ`` per point (the loop runs until every point is done, at mo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
-from pyrodps.models.priors import WeightPrior
-
-
-def conditional_log_density(prior: WeightPrior, u: torch.Tensor, delta: torch.Tensor, rho_theta: float) -> torch.Tensor:
-    """``ℓ(u) = log p_u(u) - ρ_θ sigmoid(u) δ``, elementwise."""
-    return prior.log_prob_u(u) - rho_theta * torch.sigmoid(u) * delta
 
 
 def weight_block_slice_(
@@ -43,18 +38,18 @@ def weight_block_slice_(
     idx: torch.Tensor,
     *,
     delta: torch.Tensor,
-    prior: WeightPrior,
+    log_density: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     temperature: float,
-    rho_theta: float,
     generator: torch.Generator,
     width: float = 3.0,
     max_steps_out: int = 32,
     candidates: int = 16,
     max_shrink: int = 64,
-    stats=None,
-) -> tuple[torch.Tensor, int]:
-    """In place on the table ``u`` (and on ``stats``, an ``OnlineWeightStats``): one slice-sampling step
-    for each distinct index in ``idx``, with ``δ = delta`` and initial width ``W = width · sqrt(T)``.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """In place on the table ``u``: one slice-sampling step
+    for each distinct index in ``idx`` on ``ℓ = log_density(u, δ)`` (elementwise; the model's
+    :meth:`~pyrodps.models.potential.BADSPotential.weight_conditional`), with ``δ = delta`` and initial
+    width ``W = width · sqrt(T)``.
 
     Vectorised over the batch without a loop in the usual case (Neal 2003, sections 4.1-4.2):
 
@@ -68,7 +63,7 @@ def weight_block_slice_(
        ``max_shrink`` shrinkages it keeps its value.
 
     Returns the batch's new weights ``sigmoid(u[idx])`` and the number of points that kept their value
-    because the shrinkage limit was reached (0 in practice)."""
+    because the shrinkage limit was reached (a 0-d tensor, 0 in practice; not read back to the host)."""
     u_b = u.index_select(0, idx)
     delta = delta.to(u_b.dtype)
     inv_t = 1.0 / temperature
@@ -76,7 +71,7 @@ def weight_block_slice_(
     b = u_b.shape[0]
 
     def log_target(x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-        return conditional_log_density(prior, x, d, rho_theta) * inv_t
+        return log_density(x, d) * inv_t
 
     def uniform(*shape: int) -> torch.Tensor:
         return torch.rand(shape, generator=generator, dtype=u_b.dtype, device=u_b.device)
@@ -110,7 +105,4 @@ def weight_block_slice_(
         left = torch.where(pending & below, x1, left)
         right = torch.where(pending & ~below, x1, right)
     u.index_copy_(0, idx, new)
-    w_new = torch.sigmoid(new)
-    if stats is not None:
-        stats.update(idx, w_new)
-    return w_new, int(pending.sum())
+    return torch.sigmoid(new), pending.sum()

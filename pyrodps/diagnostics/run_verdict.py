@@ -4,7 +4,7 @@ the files of a run folder (``pyrodps report``); both give the same report for th
 Per-chain inputs, as ``pyrodps run`` writes them for the BADS methods:
 
 * ``weights.npz["chain_mean"]``: ``(chains, N)``, chain k's posterior-mean weight of every training
-  point (``fit.samples.weight_stats[k].mean``);
+  point (``fit.chain_weight_mean[k]``);
 * ``metrics.json["chain_test_accuracy"]``: test accuracy of each chain's own posterior predictive
   ``(1/S_k) Σ_s p(y | x, θ_s^{(k)})``; ``metrics.json["chain_selection_auroc"]``: AUROC of
   ``-w̄_k`` for the corrupted points (``null`` without a mask holding both classes);
@@ -31,13 +31,16 @@ if TYPE_CHECKING:
 
 def chain_mean_weights(fit: BADSFit) -> np.ndarray:
     """``(chains, N)``: each chain's posterior-mean weight of every training point."""
-    return np.stack([s.mean.detach().cpu().numpy().astype(np.float64) for s in fit.samples.weight_stats])
+    return np.asarray(fit.chain_weight_mean, dtype=np.float64)
 
 
 def chain_test_accuracy(fit: BADSFit, y_test: np.ndarray) -> list[float] | None:
-    """Test accuracy of each chain's posterior predictive (``None`` when the fit kept none)."""
+    """Test score of each chain's posterior predictive: accuracy, or RMSE for regression (``None``
+    when the fit kept none)."""
     if fit.chain_test_probs is None:
         return None
+    if getattr(fit, "task", "classification") != "classification":
+        return [float(np.sqrt(np.mean((p - y_test) ** 2))) for p in np.asarray(fit.chain_test_probs)]
     return [accuracy(p, y_test) for p in np.asarray(fit.chain_test_probs)]
 
 

@@ -1,4 +1,5 @@
-"""The BADS model: a Pyro program (the specification) and a fast path that computes the same number.
+"""The BADS model: a Pyro program (the specification); the same density written once in closed form
+for the samplers is :class:`~pyrodps.models.potential.BADSPotential`.
 
 Posterior over the main network's parameters θ and the instance weights ``w = sigmoid(u)``:
 
@@ -139,30 +140,16 @@ class BADSModel:
                 pyro.sample("y_meta", lik_m, obs=batch.y_meta)
             pyro.deterministic("meta_nll", -lik_m.log_prob(batch.y_meta).detach())
 
-    def pyro_companion_model(self, batch: Batch, w_batch: torch.Tensor) -> None:
-        """The companion target ``p(θ' | w, D_t) ∝ p_0(θ') exp(-ρ_θ Σ_i w_i l_i(θ'))`` on one minibatch
-        (train plate only; ``w_batch`` fixed). Sites: ``theta`` (flat), ``train_nll``, ``train_loss``."""
-        theta = pyro.sample("theta", self.theta_prior.distribution(self.layout))
-        params = self.layout.unflatten(theta)
-        with pyro.plate("train", self.num_train, subsample=batch.idx_train):
-            out = functional_call(self.net, params, (batch.x_train,))
-            nll = -self.likelihood.distribution(out).log_prob(batch.y_train)
-            pyro.deterministic("train_nll", nll.detach())
-            pyro.factor("train_loss", -self.rho_theta * w_batch * (nll - self.reference_nll(batch.y_train)))
-
     def companion_reference_trace(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> poutine.Trace:
-        """Pyro trace of :meth:`pyro_companion_model` conditioned on ``θ'``."""
-        model = poutine.condition(self.pyro_companion_model, data={"theta": theta})
-        return poutine.trace(model).get_trace(batch, w_batch)
+        """Pyro trace of :meth:`pyro_model` at ``θ'`` with the batch's weights fixed at ``w_batch``
+        (table weights); :meth:`companion_log_prob` reads the companion target from it."""
+        return self.reference_trace(theta, torch.logit(w_batch), batch)
 
-    def companion_log_density(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Closed form of the companion's minibatch log density and its per-example losses."""
-        out = functional_call(self.net, self.layout.unflatten(theta), (batch.x_train,))
-        nll = self.likelihood.nll(out, batch.y_train)
-        scale = self.num_train / batch.x_train.shape[0]
-        deviance = nll - self.reference_nll(batch.y_train)
-        value = self.theta_prior.log_prob(theta, self.layout) - (self.rho_theta * scale) * (w_batch * deviance).sum()
-        return value, nll.detach()
+    @staticmethod
+    def companion_log_prob(trace: poutine.Trace) -> torch.Tensor:
+        """The companion target ``log p(θ' | w, D_t) ∝ log p_0(θ') - ρ_θ Σ_i w_i d_i(θ')`` from a trace of
+        :meth:`pyro_model`: every site but the weight prior (``u``) and the meta likelihood (``y_meta``)."""
+        return trace.log_prob_sum(site_filter=lambda name, site: name not in ("u", "y_meta"))
 
     def reference_trace(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> poutine.Trace:
         """Pyro trace of :meth:`pyro_model` conditioned on ``θ`` (flat) and ``weights``: ``u_B = u[idx_train]``
@@ -176,29 +163,11 @@ class BADSModel:
 
     # ------------------------------------------------------------------ the fast path
     def log_joint(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> LogJoint:
-        """The same minibatch log joint as :meth:`reference_log_joint`, in closed form (``weights`` as there)."""
-        params = self.layout.unflatten(theta)
-        n_t = batch.x_train.shape[0]
-        if self.joint_forward:
-            out = functional_call(self.net, params, (torch.cat((batch.x_train, batch.x_meta)),))
-            out_t, out_m = out[:n_t], out[n_t:]
-        else:
-            out_t = functional_call(self.net, params, (batch.x_train,))
-            out_m = functional_call(self.net, params, (batch.x_meta,))
-        nll_t = self.likelihood.nll(out_t, batch.y_train)
-        nll_m = self.likelihood.nll(out_m, batch.y_meta)
-        scale_t = self.num_train / n_t
-        scale_m = self.num_meta / batch.x_meta.shape[0]
-        value = self.theta_prior.log_prob(theta, self.layout) - (self.rho_meta * scale_m) * nll_m.sum()
-        deviance = nll_t - self.reference_nll(batch.y_train)
-        if self.weight_net is None:
-            u_batch = weights
-        else:
-            u_batch = self.weight_net.u(weights, self.weight_net.features(batch.x_train, batch.y_train, deviance))
-            value = value + self.weight_net.log_prior(weights)
-        train_term = (self.weight_prior.log_prob_u(u_batch) - self.rho_theta * torch.sigmoid(u_batch) * deviance).sum()
-        value = value + scale_t * train_term
-        return LogJoint(value, nll_t.detach(), nll_m.detach())
+        """The same minibatch log joint as :meth:`reference_log_joint` (``weights`` as there), from the
+        one formula of :class:`~pyrodps.models.potential.BADSPotential`."""
+        from pyrodps.models.potential import BADSPotential
+
+        return LogJoint(*BADSPotential(self).functional_log_density(theta, weights, batch))
 
     def reference_nll(self, y: torch.Tensor) -> torch.Tensor:
         """``l_i^ref`` of the targets ``y`` (per example): the likelihood's saturated loss, or zeros."""

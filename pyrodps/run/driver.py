@@ -3,9 +3,16 @@
 Chains run **one after another** (chain ``k`` is seeded from ``(seed, k)``), so a K-chain run
 costs K times one chain and a CPU run is reproducible bit for bit.
 
+What else a run accumulates (weight statistics, a posterior-predictive sum, per-draw diagnostics)
+comes from observers (:mod:`pyrodps.run.observers`); the driver knows kernels only through
+``init`` / ``step`` / ``site`` (:class:`pyrodps.sgmcmc.Kernel`) and, when they have them, the
+kernel's hyper-state (``state_dict`` / ``load_state_dict``, e.g. a backed-off step size) and
+``scale_step_size`` for the guard's back-off.
+
 Long runs: a :class:`~pyrodps.run.checkpoint.Checkpointer` saves the whole run atomically
-every few steps and resumes it exactly; a :class:`~pyrodps.run.guard.DivergenceGuard` stops
-(or backs off) on non-finite values; a memory budget spills kept draws to disk
+every few steps (kernel state and hyper-state, batch stream, observers, kept draws, the guard's
+log) and resumes it exactly; a :class:`~pyrodps.run.guard.DivergenceGuard` stops (or backs off)
+on non-finite values; a memory budget spills kept draws to disk
 (:class:`~pyrodps.run.draw_store.DrawStore`).
 """
 
@@ -15,7 +22,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -30,7 +36,7 @@ from pyrodps.run.guard import (
     current_step_size,
     first_nonfinite,
 )
-from pyrodps.run.weight_stats import OnlineWeightStats
+from pyrodps.run.observers import Observer
 from pyrodps.sgmcmc.kernel import make_generator
 
 
@@ -38,50 +44,22 @@ from pyrodps.sgmcmc.kernel import make_generator
 class SampleResult:
     """What a run kept.
 
-    ``draws[name]`` has shape ``(chains, draws, ...)``. ``weight_stats[k]`` holds the online
-    per-point statistics of chain ``k`` (after burn-in); :meth:`weight_mean_std` pools them.
-    ``window_stats[k]`` holds the same statistics over the last ``average_window`` steps only
-    (the running-average window ``S_avg`` of the spec); :meth:`weight_window_mean` pools them.
-    ``warmup_draws[name]`` (``(chains, draws)``) holds the ``warmup_track`` sites at every ``thin``-th
-    step of the burn-in, so a trace can show where burn-in ended.
+    ``draws[name]`` has shape ``(chains, draws, ...)``; ``warmup_draws[name]`` (``(chains, draws)``)
+    holds the ``warmup_track`` sites at every ``thin``-th step of the burn-in, so a trace can show
+    where burn-in ended; ``states[k]`` is the last state of chain ``k``; ``observers`` are the
+    run's observers (by name) with what they accumulated; ``extras`` records the guard's back-offs
+    and the steps the run was resumed at.
     """
 
     draws: dict[str, torch.Tensor]
-    weight_stats: list[OnlineWeightStats]
     states: list
     wall_seconds: float
     num_steps: int
     burn_in: int
     thin: int
     extras: dict = field(default_factory=dict)
-    window_stats: list[OnlineWeightStats] = field(default_factory=list)
-    average_window: int | None = None
     warmup_draws: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def weight_mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and standard deviation of every weight, pooled over chains."""
-        mean, var = OnlineWeightStats.pool(self.weight_stats)
-        return mean, var.sqrt()
-
-    def weight_window_mean(self) -> torch.Tensor | None:
-        """Mean of every weight over the last ``average_window`` steps, pooled over chains
-        (``None`` without a window). A point never visited in the window keeps its overall mean."""
-        if not self.window_stats:
-            return None
-        count = sum(s.count for s in self.window_stats)
-        total = sum(s.total for s in self.window_stats)
-        overall, _ = OnlineWeightStats.pool(self.weight_stats)
-        return torch.where(count > 0, total / count.clamp(min=1), overall)
-
-
-class ExtraState(Protocol):
-    """State a caller accumulates in ``on_draw`` (e.g. a posterior-predictive sum) and wants
-    checkpointed with the run: ``get()`` returns it (tensors, numbers, lists), ``set(value)``
-    puts it back."""
-
-    def get(self) -> object: ...
-
-    def set(self, value: object) -> None: ...
+    observers: dict[str, Observer] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,53 +68,46 @@ class _Chain:
 
     state: object
     batches: object
-    stats: OnlineWeightStats | None
-    window: OnlineWeightStats | None
     store: DrawStore
     warmup: DrawStore
 
 
-def _payload(chain: int, t: int, live: _Chain, completed: list[dict], extra: ExtraState | None, log: dict) -> dict:
-    """Everything needed to continue chain ``chain`` at step ``t``: the sampler, stream, statistics,
-    draws (buffered, and the names of spilled chunks), the caller's state and finished chains."""
-    return {
-        "chain": chain,
-        "t": t,
-        "state": snapshot(live.state),
-        "batches": snapshot(live.batches),
-        "stats": snapshot(live.stats),
-        "window": snapshot(live.window),
-        "store": live.store.state(),
-        "warmup": live.warmup.state(),
-        "extra": snapshot(extra.get()) if extra is not None else None,
-        "completed": completed,
-        "log": snapshot(log),
-    }
+class _Run:
+    """The parts of a run a checkpoint and a back-off snapshot hold."""
 
+    def __init__(self, kernel, observers: dict[str, Observer], log: dict) -> None:
+        self.kernel, self.observers, self.log = kernel, observers, log
 
-def _restore(live: _Chain, payload: dict, extra: ExtraState | None) -> None:
-    restore_(live.state, payload["state"])
-    restore_(live.batches, payload["batches"])
-    if live.stats is not None:
-        restore_(live.stats, payload["stats"])
-    if live.window is not None:
-        restore_(live.window, payload["window"])
-    live.store.load_state(payload["store"])
-    live.warmup.load_state(payload["warmup"])
-    if extra is not None:
-        extra.set(payload["extra"])
+    def payload(self, chain: int, t: int, live: _Chain | None, completed: list[dict]) -> dict:
+        """Everything needed to continue chain ``chain`` at step ``t`` (``live=None``: the chain
+        has not started): sampler, stream, draws (buffered, and the names of spilled chunks),
+        observers, the kernel's hyper-state, finished chains and the guard's log."""
+        hyper = getattr(self.kernel, "state_dict", None)
+        return {
+            "chain": chain,
+            "t": t,
+            "state": None if live is None else snapshot(live.state),
+            "batches": None if live is None else snapshot(live.batches),
+            "store": None if live is None else live.store.state(),
+            "warmup": None if live is None else live.warmup.state(),
+            "observers": {name: snapshot(o.state_dict()) for name, o in self.observers.items()},
+            "kernel": snapshot(hyper()) if hyper is not None else None,
+            "completed": completed,
+            "log": snapshot(self.log),
+        }
 
+    def restore(self, live: _Chain, payload: dict) -> None:
+        """Put chain ``live`` and the observers back to ``payload`` (not the kernel's hyper-state:
+        a back-off keeps its smaller step)."""
+        restore_(live.state, payload["state"])
+        restore_(live.batches, payload["batches"])
+        live.store.load_state(payload["store"])
+        live.warmup.load_state(payload["warmup"])
+        self.load_observers(payload)
 
-def _rebuild(fresh: _Chain, done: dict) -> _Chain:
-    """A chain finished before a checkpoint, from its record in the checkpoint."""
-    fresh.state = restore_(fresh.state, done["state"])
-    if fresh.stats is not None:
-        restore_(fresh.stats, done["stats"])
-    if fresh.window is not None:
-        restore_(fresh.window, done["window"])
-    fresh.store.load_state(done["store"])
-    fresh.warmup.load_state(done["warmup"])
-    return fresh
+    def load_observers(self, payload: dict) -> None:
+        for name, o in self.observers.items():
+            o.load_state_dict(payload["observers"][name])
 
 
 def sample(
@@ -149,12 +120,9 @@ def sample(
     num_chains: int = 1,
     seed: int = 0,
     track: Sequence[str] = ("energy",),
-    num_points: int | None = None,
-    on_draw: Callable[[int, object, dict], None] | None = None,
+    observers: dict[str, Observer] | None = None,
     progress: bool = True,
-    average_window: int | None = None,
     checkpoint: Checkpointer | None = None,
-    extra_state: ExtraState | None = None,
     guard: DivergenceGuard | None = None,
     memory_budget: int | None = None,
     spill_dir: str | Path | None = None,
@@ -163,19 +131,17 @@ def sample(
     """Run ``num_chains`` chains of ``num_steps`` steps each.
 
     Args:
-        kernel: has ``init(seed, chain)``, ``step(state, batch)`` and ``site(state, info, name)``.
+        kernel: has ``init(seed, chain)``, ``step(state, batch, diagnostics)`` and
+            ``site(state, info, name)``.
         make_batches: builds a batch stream (with ``.next()``) from a generator; called per chain.
-        burn_in: steps discarded before statistics and draws are kept.
+        burn_in: steps discarded before draws are kept.
         thin: keep every ``thin``-th step after burn-in.
         track: sites kept at each kept step (``kernel.site`` names them).
-        num_points: length of the weight table; when given, the driver keeps online statistics of
-            ``info["w"]`` at ``info["idx"]`` after burn-in.
-        on_draw: called as ``on_draw(chain, state, info)`` at every kept step.
-        average_window: with ``num_points``, also keep the statistics of the last
-            ``average_window`` steps of each chain (``S_avg``; may reach into burn-in).
+        observers: by name; each sees every step (:mod:`pyrodps.run.observers`) and is
+            checkpointed with the run.
         checkpoint: write a checkpoint every ``checkpoint.every`` steps and at the end of every
             chain; when the file already exists the run **resumes** from it and reproduces the
-            uninterrupted run exactly (same seed, same device). ``extra_state`` is saved with it.
+            uninterrupted run exactly (same seed, same device).
         guard: the divergence guard (default: check every 10 steps and raise); see
             :mod:`pyrodps.run.guard`.
         memory_budget, spill_dir: keep at most this many bytes of draws in memory per chain and
@@ -189,50 +155,53 @@ def sample(
     check_positive_int("num_chains", num_chains)
     if burn_in >= num_steps:
         raise ValidationError("burn_in", f"must be smaller than num_steps ({num_steps}), got {burn_in}")
-    if average_window is not None:
-        check_positive_int("average_window", average_window)
-        if average_window > num_steps:
-            raise ValidationError("average_window", f"must be at most num_steps ({num_steps}), got {average_window}")
+    observers = dict(observers or {})
+    for name, o in observers.items():
+        if not isinstance(o, Observer):
+            raise ValidationError("observers", f"{name!r} is not an Observer (begin_chain, observe, state_dict, "
+                                  "load_state_dict)")
     guard = guard if guard is not None else DivergenceGuard()
-    window_start = num_steps - average_window if average_window is not None else num_steps
     resume = checkpoint.load() if checkpoint is not None else None
     completed: list[dict] = resume["completed"] if resume else []
     log: dict = dict(resume["log"]) if resume else {"backoffs": [], "resumed_at": []}
     if resume:
         log["resumed_at"] = [*log["resumed_at"], (resume["chain"], resume["t"])]
+        if resume.get("kernel") is not None:
+            kernel.load_state_dict(resume["kernel"])  # e.g. the step size a back-off left
+    run = _Run(kernel, observers, log)
     start = time.perf_counter()
     bar = tqdm(total=num_steps * num_chains, disable=not progress, desc="sampling", unit="step", mininterval=0.5)
 
     def new_chain(chain: int) -> _Chain:
         chain_dir = None if spill_dir is None else Path(spill_dir) / f"chain{chain}"
-        return _Chain(
-            kernel.init(seed, chain),
-            make_batches(make_generator(seed, 10_000 + chain)),
-            OnlineWeightStats(num_points) if num_points is not None else None,
-            OnlineWeightStats(num_points) if num_points is not None and average_window else None,
-            DrawStore(tuple(track), memory_budget, chain_dir),
-            DrawStore(tuple(warmup_track)),
-        )
+        return _Chain(kernel.init(seed, chain), make_batches(make_generator(seed, 10_000 + chain)),
+                      DrawStore(tuple(track), memory_budget, chain_dir), DrawStore(tuple(warmup_track)))
 
-    fuses_stats = bool(getattr(kernel, "fuses_weight_stats", False))  # kernel.step(..., stats=) supported
     guarded = getattr(kernel, "guarded_state", None)  # the state fields the guard checks (None: all)
-    if resume is not None and extra_state is not None:
-        extra_state.set(resume["extra"])
-    finished = [_rebuild(new_chain(chain), done) for chain, done in enumerate(completed)]  # from a checkpoint
+    if resume is not None:
+        run.load_observers(resume)
+    finished = []
+    for done in completed:  # chains a checkpoint holds as finished
+        fresh = new_chain(len(finished))
+        fresh.state = restore_(fresh.state, done["state"])
+        fresh.store.load_state(done["store"])
+        fresh.warmup.load_state(done["warmup"])
+        finished.append(fresh)
     for chain in range(len(completed), num_chains):
         live = new_chain(chain)
         t = 0
         if resume is not None and resume["chain"] == chain and resume["state"] is not None:
-            _restore(live, resume, extra_state)
+            run.restore(live, resume)
             t = resume["t"]
-        good = _payload(chain, t, live, completed, extra_state, log) if guard.action == "backoff" else None
+        else:
+            for o in observers.values():
+                o.begin_chain(chain)
+        good = run.payload(chain, t, live, completed) if guard.action == "backoff" else None
         while t < num_steps:
             keep = t >= burn_in and (t - burn_in) % thin == 0
             warm = bool(warmup_track) and t < burn_in and t % thin == 0
             report = progress and (t % 50 == 0 or t == num_steps - 1)
-            fuse_stats = live.stats is not None and t >= burn_in and fuses_stats
-            state, info = kernel.step(live.state, live.batches.next(), keep or report or warm,
-                                      **({"stats": live.stats} if fuse_stats else {}))
+            state, info = kernel.step(live.state, live.batches.next(), keep or report or warm)
             live.state = state
             save = checkpoint is not None and ((t + 1) % checkpoint.every == 0 or t == num_steps - 1)
             snap = good is not None and (t + 1) % guard.snapshot_every == 0
@@ -242,52 +211,42 @@ def sample(
                     if guard.action == "raise" or len(log["backoffs"]) >= guard.max_backoffs:
                         hint = "" if checkpoint is None else f" The last good checkpoint is {checkpoint.path}."
                         raise DivergenceError(chain, t, bad, current_step_size(kernel, t), hint)
-                    _restore(live, good, extra_state)  # back to the last good state ...
+                    run.restore(live, good)  # back to the last good state ...
                     before, after = back_off(kernel, guard.factor)  # ... with a smaller step
                     log["backoffs"].append({"chain": chain, "step": t, "quantity": bad, "resumed_from": good["t"],
                                             "step_size_before": before, "step_size_after": after})
                     t = good["t"]
                     continue
-            if t >= burn_in and live.stats is not None and not info.get("stats_updated", False):
-                live.stats.update(info["idx"], info["w"])
-            if t >= window_start and live.window is not None:
-                live.window.update(info["idx"], info["w"])
+            for o in observers.values():
+                o.observe(chain, t, state, info, keep)
             if warm:
                 for name in warmup_track:
                     live.warmup.append(name, kernel.site(state, info, name))
             if keep:
                 for name in track:
                     live.store.append(name, kernel.site(state, info, name))
-                if on_draw is not None:
-                    on_draw(chain, state, info)
             if report:
                 bar.update(t + 1 + chain * num_steps - bar.n)
                 bar.set_postfix(chain=chain, energy=f"{float(info['energy']):.4g}", refresh=False)
             t += 1
             if snap:
-                good = _payload(chain, t, live, completed, extra_state, log)
+                good = run.payload(chain, t, live, completed)
             if save and t < num_steps:
-                checkpoint.save(_payload(chain, t, live, completed, extra_state, log))
+                checkpoint.save(run.payload(chain, t, live, completed))
         finished.append(live)
         if checkpoint is not None:  # the chain is finished: the next one starts from scratch
-            completed = [*completed, {"state": snapshot(live.state), "stats": snapshot(live.stats),
-                                      "window": snapshot(live.window), "store": live.store.state(),
+            completed = [*completed, {"state": snapshot(live.state), "store": live.store.state(),
                                       "warmup": live.warmup.state()}]
-            checkpoint.save({"chain": chain + 1, "t": 0, "state": None, "completed": completed, "log": snapshot(log),
-                             "extra": snapshot(extra_state.get()) if extra_state is not None else None})
+            checkpoint.save(run.payload(chain + 1, 0, None, completed))
     bar.close()
-    chains = finished
-    draws = {name: torch.stack([c.store.stacked(name) for c in chains]) for name in track}
     return SampleResult(
-        draws,
-        [c.stats for c in chains if c.stats is not None],
-        [c.state for c in chains],
+        {name: torch.stack([c.store.stacked(name) for c in finished]) for name in track},
+        [c.state for c in finished],
         time.perf_counter() - start,
         num_steps,
         burn_in,
         thin,
         extras={"backoffs": log["backoffs"], "resumed_at": log["resumed_at"]},
-        window_stats=[c.window for c in chains if c.window is not None],
-        average_window=average_window,
-        warmup_draws={name: torch.stack([c.warmup.stacked(name) for c in chains]) for name in warmup_track},
+        warmup_draws={name: torch.stack([c.warmup.stacked(name) for c in finished]) for name in warmup_track},
+        observers=observers,
     )

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import torch
 
 from pyrodps.errors import PyrodpsError, ValidationError, check_choice, check_positive_int
-from pyrodps.sgmcmc.schedules import ScaledSchedule
 
 GUARD_ACTIONS = ("raise", "backoff")
 
@@ -97,15 +96,13 @@ def _describe(name: str, source: str) -> str:
 
 
 def back_off(kernel: object, factor: float) -> tuple[float | None, float | None]:
-    """Scale ``kernel.step_size`` (and ``weight_step_size`` when present) by ``factor``; returns the
-    step size at t=0 before and after (``None`` for a kernel without a ``step_size``)."""
-    if not hasattr(kernel, "step_size"):
-        raise PyrodpsError("on_divergence='backoff' needs a kernel with a step_size schedule")
-    before = kernel.step_size(0)
-    kernel.step_size = ScaledSchedule(kernel.step_size, factor)
-    if hasattr(kernel, "weight_step_size"):
-        kernel.weight_step_size = ScaledSchedule(kernel.weight_step_size, factor)
-    return before, kernel.step_size(0)
+    """Scale the kernel's step sizes by ``factor`` (``kernel.scale_step_size``, see
+    :class:`~pyrodps.sgmcmc.schedules.ScalableStepSizes`); returns the step size at t=0 before and after."""
+    if not hasattr(kernel, "scale_step_size"):
+        raise PyrodpsError("on_divergence='backoff' needs a kernel with scale_step_size (ScalableStepSizes)")
+    before = current_step_size(kernel, 0)
+    kernel.scale_step_size(factor)
+    return before, current_step_size(kernel, 0)
 
 
 def current_step_size(kernel: object, step: int) -> float | None:

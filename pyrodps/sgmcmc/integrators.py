@@ -16,6 +16,7 @@ torch operations below on the torch backend, one fused Triton kernel on the Trit
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -116,3 +117,60 @@ def clip_norm_(grad: torch.Tensor, max_norm: float | None) -> torch.Tensor:
         norm = torch.linalg.vector_norm(grad)
         grad.mul_(torch.clamp(max_norm / (norm + 1e-12), max=1.0))
     return grad
+
+
+# ----------------------------------------------------------------------------- θ-block samplers
+class Integrator(ABC):
+    """How a block of flat parameters moves given the gradient of its energy: the θ-block sampler of
+    a kernel, in two pieces. ``init(position)`` returns the sampler's auxiliary state (``None``, or a
+    tensor such as pSGLD's second moment or SGHMC's momentum, kept in the chain's state, checkpointed
+    and checked by the divergence guard); ``update_(position, grad, aux, ...)`` moves ``position``
+    (and ``aux``) in place for one step of size ``step_size`` at ``temperature``.
+
+    Noise comes from the chain's ``generator`` on the torch backend; ``step`` and ``stream`` key the
+    counter-based noise of the fused Triton kernels (:mod:`pyrodps.sgmcmc.fused`). A new sampler
+    (e.g. SGHMC) is one subclass in a file of its own; name it as ``module:Class`` or
+    ``path/file.py:Class`` wherever a sampler is chosen (``BADSConfig(sampler=...)``, ``--sampler``).
+    """
+
+    def init(self, position: torch.Tensor) -> torch.Tensor | None:
+        """The auxiliary state for a chain starting at ``position`` (default: none)."""
+        return None
+
+    @abstractmethod
+    def update_(self, position: torch.Tensor, grad: torch.Tensor, aux: torch.Tensor | None, *, step_size: float,
+                temperature: float, generator: torch.Generator, step: int, stream: int = 0,
+                backend: str | None = None) -> None:
+        """One step on ``position`` (and ``aux``), in place; ``grad`` is ``∇U`` (may be consumed)."""
+
+
+class SGLDIntegrator(Integrator):
+    """SGLD (Welling & Teh 2011): ``θ ← θ - (η/2) ∇U + sqrt(η T) ξ``."""
+
+    def update_(self, position, grad, aux, *, step_size, temperature, generator, step, stream=0, backend=None):
+        langevin_update_(position, grad, step_size, temperature, generator=generator, step=step, stream=stream,
+                         backend=backend)
+
+    def __repr__(self) -> str:
+        return "SGLDIntegrator()"
+
+
+class PSGLDIntegrator(Integrator):
+    """pSGLD (Li et al. 2016) with the RMSprop preconditioner ``G = 1 / (λ + sqrt(V))``,
+    ``V ← α V + (1 - α) ∇U²`` (``aux`` is ``V``): ``θ ← θ - (η/2) G ∇U + sqrt(η T G) ξ``."""
+
+    def __init__(self, alpha: float = 0.99, eps: float = 1e-5) -> None:
+        self.preconditioner = RMSprop(alpha, eps)
+
+    def init(self, position: torch.Tensor) -> torch.Tensor:
+        return self.preconditioner.init(position)
+
+    def update_(self, position, grad, aux, *, step_size, temperature, generator, step, stream=0, backend=None):
+        langevin_update_(position, grad, step_size, temperature, generator=generator, step=step, stream=stream,
+                         preconditioner=self.preconditioner, v=aux, backend=backend)
+
+    def __repr__(self) -> str:
+        return f"PSGLDIntegrator(alpha={self.preconditioner.alpha}, eps={self.preconditioner.eps})"
+
+
+SAMPLERS: dict[str, type[Integrator]] = {"sgld": SGLDIntegrator, "psgld": PSGLDIntegrator}

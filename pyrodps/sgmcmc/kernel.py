@@ -18,8 +18,8 @@ from typing import Any, Generic, Protocol, TypeVar
 import torch
 
 from pyrodps.errors import check_positive
-from pyrodps.sgmcmc.integrators import RMSprop, clip_norm_, langevin_update_
-from pyrodps.sgmcmc.schedules import Schedule, as_schedule
+from pyrodps.sgmcmc.integrators import Integrator, PSGLDIntegrator, RMSprop, SGLDIntegrator, clip_norm_
+from pyrodps.sgmcmc.schedules import ScalableStepSizes, Schedule, as_schedule
 
 S = TypeVar("S")
 B_contra = TypeVar("B_contra", contravariant=True)
@@ -47,14 +47,16 @@ class SGLDState:
     position: torch.Tensor
     step: int
     generator: torch.Generator
-    precond_v: torch.Tensor | None = None
+    aux: torch.Tensor | None = None
 
 
-class SGLD:
-    """(p)SGLD on a flat position vector for a differentiable energy ``U(x; batch)``.
+class SGLD(ScalableStepSizes):
+    """(p)SGLD, or any :class:`~pyrodps.sgmcmc.integrators.Integrator`, on a flat position vector for
+    a differentiable energy ``U(x; batch)``.
 
     ``x ← x - (η_t/2) G ∇U(x) + sqrt(η_t T G) ξ`` (see :mod:`pyrodps.sgmcmc.integrators`).
     With ``energy_fn`` an unbiased minibatch estimate of ``U``, this is SGLD of Welling & Teh (2011).
+    ``preconditioner`` is shorthand for ``sampler=PSGLDIntegrator(alpha, eps)``.
     """
 
     def __init__(
@@ -66,18 +68,21 @@ class SGLD:
         temperature: float = 1.0,
         preconditioner: RMSprop | None = None,
         clip_norm: float | None = None,
+        sampler: Integrator | None = None,
     ) -> None:
         self.energy_fn = energy_fn
         self.initial_position = initial_position.detach().clone()
         self.step_size = as_schedule(step_size)
         self.temperature = check_positive("temperature", temperature)
-        self.preconditioner = preconditioner
+        if sampler is None:
+            sampler = SGLDIntegrator() if preconditioner is None else PSGLDIntegrator(preconditioner.alpha,
+                                                                                      preconditioner.eps)
+        self.sampler = sampler
         self.clip_norm = None if clip_norm is None else check_positive("clip_norm", clip_norm)
 
     def init(self, seed: int, chain: int = 0) -> SGLDState:
         x = self.initial_position.clone()
-        v = self.preconditioner.init(x) if self.preconditioner else None
-        return SGLDState(x, 0, make_generator(seed, chain, x.device), v)
+        return SGLDState(x, 0, make_generator(seed, chain, x.device), self.sampler.init(x))
 
     def step(self, state: SGLDState, batch: Any = None, diagnostics: bool = True) -> tuple[SGLDState, dict[str, torch.Tensor]]:
         x = state.position.detach().requires_grad_(True)
@@ -85,9 +90,9 @@ class SGLD:
         (grad,) = torch.autograd.grad(energy, (x,))
         with torch.no_grad():
             clip_norm_(grad, self.clip_norm)
-            state.position = langevin_update_(x.detach(), grad, self.step_size(state.step), self.temperature,
-                                              generator=state.generator, step=state.step,
-                                              preconditioner=self.preconditioner, v=state.precond_v)
+            state.position = x.detach()
+            self.sampler.update_(state.position, grad, state.aux, step_size=self.step_size(state.step),
+                                 temperature=self.temperature, generator=state.generator, step=state.step)
         state.step += 1
         return state, {"energy": energy.detach()}
 

@@ -66,3 +66,32 @@ def as_schedule(value: float | Schedule, argument: str = "step_size") -> Schedul
     if callable(value):
         return value
     raise ValidationError(argument, f"must be a positive number or a schedule, got {value!r}")
+
+
+class ScalableStepSizes:
+    """Mixin for a kernel whose step-size schedules (the attributes named in ``scaled_schedules``)
+    can be multiplied by a factor at run time, e.g. by the divergence guard's back-off.
+
+    The product of the factors is the kernel's *hyper-state*: :meth:`state_dict` returns it and a
+    checkpoint stores it, so a resumed run continues at the backed-off step size.
+    """
+
+    scaled_schedules: tuple[str, ...] = ("step_size",)
+    step_scale: float = 1.0
+
+    def scale_step_size(self, factor: float) -> None:
+        """Multiply every scaled schedule by ``factor`` from now on."""
+        self._set_step_scale(self.step_scale * float(factor))
+
+    def _set_step_scale(self, scale: float) -> None:
+        bases = self.__dict__.setdefault("_base_schedules", {n: getattr(self, n) for n in self.scaled_schedules})
+        self.step_scale = scale
+        for name, base in bases.items():
+            setattr(self, name, base if scale == 1.0 else ScaledSchedule(base, scale))
+
+    def state_dict(self) -> dict:
+        """The kernel's hyper-state: ``{"step_scale": s}``."""
+        return {"step_scale": self.step_scale}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._set_step_scale(float(state["step_scale"]))

@@ -1,0 +1,271 @@
+"""The BADS density on a minibatch, written once, and every estimate the samplers take from it.
+
+From the per-example losses ``l_k(θ)`` (train ``i ∈ B_t``, meta ``j ∈ B_m``), with deviances
+``d_i = l_i - l_i^ref`` (train) and ``d_j = l_j`` (meta):
+
+    log p̂(θ, u_B) = log p_0(θ) + (N/B) Σ_{i∈B_t} log p_u(u_i) - Σ_k c_k d_k          [+ log p(φ)]
+    c_i = ρ_θ (N/B) w_i,   c_j = ρ_m (M/B_m),   w_i = sigmoid(u_i)
+
+:meth:`BADSPotential.log_density` is this formula (the Pyro program
+:meth:`~pyrodps.models.bads.BADSModel.pyro_model` is its specification; tests prove them equal), and
+everything else is derived from it:
+
+* **the fast path** (:class:`FusedGradient`, what the sampler runs): one forward/backward of
+  ``Σ_k c_k d_k`` with ``c`` held fixed gives ``Σ_k c_k ∇_θ l_k``; ``∇ log p_0`` and the weight
+  gradients are the closed-form derivatives of the same formula (:meth:`~BADSPotential.weight_conditional_grad`);
+* **the weight conditional** of one table weight given θ (all terms of the formula holding ``u_i``,
+  without the N/B factor), used by the Langevin and the slice-sampling weight blocks:
+  ``ℓ_i(u) = log p_u(u) - ρ_θ sigmoid(u) δ_i`` (:meth:`~BADSPotential.weight_conditional`);
+* **the companion target** ``p(θ' | w, D_t)`` of the log Z(w) estimator: the formula with the meta term
+  and the weight prior dropped and ``w`` held fixed (``companion=True``);
+* :class:`AutogradGradient` differentiates the whole formula (``"functional"``, outputs from
+  ``torch.func.functional_call``) or the Pyro trace (``"reference"``).
+
+Every estimator returns a :class:`GradientEstimate`: ``energy`` ``Û = -log p̂`` (skipped with
+``need_energy=False``), ``grad_theta`` ``∇_θ Û``, ``grad_u`` ``∂ℓ_i/∂u_i`` (table weights, no N/B
+factor), ``grad_phi`` ``∇_φ Û`` (weight network), ``w`` and the per-example losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyro
+import torch
+from torch.func import functional_call
+
+from pyrodps.errors import check_choice
+from pyrodps.models.data import Batch
+from pyrodps.models.flat_params import FlatParams
+
+if TYPE_CHECKING:
+    from pyrodps.models.bads import BADSModel
+
+
+@dataclass
+class GradientEstimate:
+    energy: torch.Tensor | None
+    grad_theta: torch.Tensor | None
+    grad_u: torch.Tensor | None
+    nll_train: torch.Tensor
+    nll_meta: torch.Tensor
+    w: torch.Tensor
+    grad_phi: torch.Tensor | None = None
+
+
+@dataclass
+class CompanionEstimate:
+    """Gradient of the companion energy ``-log p̂(θ' | w, D_t)`` and the losses ``l_i(θ')`` of the batch."""
+
+    grad_theta: torch.Tensor
+    nll_train: torch.Tensor
+
+
+class BADSPotential:
+    """The minibatch log density of a :class:`~pyrodps.models.bads.BADSModel` (module docstring)."""
+
+    def __init__(self, model: BADSModel) -> None:
+        self.model = model
+
+    # ------------------------------------------------------------------ the formula
+    def loss_coefficients(self, w: torch.Tensor, n_meta: int) -> torch.Tensor:
+        """``c_k = -∂ log p̂ / ∂d_k``: ``ρ_θ (N/B) w_i`` for the batch's train points, then ``ρ_m (M/B_m)``
+        for its ``n_meta`` meta points (none for the companion target, ``n_meta=0``)."""
+        m = self.model
+        coef_t = w * (m.rho_theta * m.num_train / w.shape[0])
+        if n_meta == 0:
+            return coef_t
+        return torch.cat((coef_t, w.new_full((n_meta,), m.rho_meta * m.num_meta / n_meta)))
+
+    def log_density(self, theta: torch.Tensor, deviance: torch.Tensor, w: torch.Tensor, u: torch.Tensor | None,
+                    phi: torch.Tensor | None = None, *, weighted: torch.Tensor | None = None) -> torch.Tensor:
+        """``log p̂`` from the deviances ``d`` (train then meta; train only for the companion), the
+        weights ``w`` and their logits ``u`` (``None`` for the companion: no weight prior) and, with a
+        weight network, its parameters φ. ``weighted = Σ_k c_k d_k`` when the caller has it already."""
+        m = self.model
+        if weighted is None:
+            weighted = torch.dot(deviance, self.loss_coefficients(w, deviance.shape[0] - w.shape[0]))
+        value = m.theta_prior.log_prob(theta, m.layout)
+        if u is not None:
+            value = value + m.weight_prior.log_prob_u(u).sum() * (m.num_train / u.shape[0])
+        if phi is not None:
+            value = value + m.weight_net.log_prior(phi)
+        return value - weighted
+
+    def weight_conditional(self, u: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """``ℓ(u) = log p_u(u) - ρ_θ sigmoid(u) δ``, elementwise: the terms of :meth:`log_density` holding
+        a table weight ``u_i``, over N/B (``δ_i = d_i``; with the companion, ``l_i(θ) - l_i(θ')``)."""
+        return self.model.weight_prior.log_prob_u(u) - self.model.rho_theta * torch.sigmoid(u) * delta
+
+    def weight_conditional_grad(self, u: torch.Tensor, delta: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``∂ℓ/∂u = d log p_u/du - ρ_θ δ w (1 - w)`` (``w = sigmoid(u)``), elementwise."""
+        return self.model.weight_prior.grad_log_prob_u(u).sub_(delta * w * (1.0 - w), alpha=self.model.rho_theta)
+
+    # ------------------------------------------------------------------ losses of a batch
+    def deviances(self, out_t: torch.Tensor, out_m: torch.Tensor | None, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(d, l)``: deviances (train, then meta when ``out_m`` is given) and the plain losses."""
+        m = self.model
+        if out_m is None:
+            nll = m.likelihood.nll(out_t, batch.y_train)
+            return nll - m.reference_nll(batch.y_train), nll
+        nll = m.likelihood.nll(torch.cat((out_t, out_m)), torch.cat((batch.y_train, batch.y_meta)))
+        ref = m.reference_nll(batch.y_train)
+        return nll - torch.cat((ref, ref.new_zeros(out_m.shape[0]))), nll
+
+    def weights_of(self, weights: torch.Tensor, batch: Batch, deviance_t: torch.Tensor) -> torch.Tensor:
+        """The logits ``u_B``: the table's entries (``weights``), or ``g_φ(h_i)`` of the weight network."""
+        wn = self.model.weight_net
+        return weights if wn is None else wn.u(weights, wn.features(batch.x_train, batch.y_train, deviance_t))
+
+    def functional_log_density(self, theta: torch.Tensor, weights: torch.Tensor | None, batch: Batch, *,
+                               companion_w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(log p̂, l_train, l_meta)`` with the network run by ``functional_call`` on θ (differentiable in
+        θ and the weights). With ``companion_w`` (and ``weights=None``): the companion target."""
+        m = self.model
+        params = m.layout.unflatten(theta)
+        n_t = batch.x_train.shape[0]
+        if companion_w is not None:
+            dev, nll = self.deviances(functional_call(m.net, params, (batch.x_train,)), None, batch)
+            return self.log_density(theta, dev, companion_w, None), nll.detach(), nll.new_zeros(0)
+        if m.joint_forward:
+            out = functional_call(m.net, params, (torch.cat((batch.x_train, batch.x_meta)),))
+            out_t, out_m = out[:n_t], out[n_t:]
+        else:
+            out_t = functional_call(m.net, params, (batch.x_train,))
+            out_m = functional_call(m.net, params, (batch.x_meta,))
+        dev, nll = self.deviances(out_t, out_m, batch)
+        u = self.weights_of(weights, batch, dev[:n_t])
+        phi = weights if m.weight_net is not None else None
+        value = self.log_density(theta, dev, torch.sigmoid(u), u, phi)
+        return value, nll[:n_t].detach(), nll[n_t:].detach()
+
+
+class AutogradGradient:
+    """Autograd of :meth:`BADSPotential.functional_log_density` (``"functional"``) or of the Pyro trace
+    (``"reference"``).
+
+    ``validate`` switches Pyro's distribution argument checks (off in the sampler's hot loop: the
+    conditioned values come from the sampler itself; the tests run with them on).
+    """
+
+    def __init__(self, model: BADSModel, path: str = "functional", validate: bool = True) -> None:
+        self.model = model
+        self.potential = BADSPotential(model)
+        self.path = check_choice("path", path, ("functional", "reference"))
+        self.validate = validate
+
+    def __call__(
+        self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch, need_theta: bool = True, need_energy: bool = True
+    ) -> GradientEstimate:
+        th = theta.detach().requires_grad_(need_theta)
+        ub = weights.detach().requires_grad_(True)
+        wn = self.model.weight_net
+        with torch.enable_grad():
+            if self.path == "functional":
+                value, nll_t, nll_m = self.potential.functional_log_density(th, ub, batch)
+            else:
+                with pyro.validation_enabled(self.validate):
+                    trace = self.model.reference_trace(th, ub, batch)
+                value = trace.log_prob_sum()
+                nll_t, nll_m = trace.nodes["train_nll"]["value"], trace.nodes["meta_nll"]["value"]
+            grads = torch.autograd.grad(value, (th, ub) if need_theta else (ub,))
+        scale_t = batch.idx_train.shape[0] / self.model.num_train
+        with torch.no_grad():
+            u = self.potential.weights_of(ub, batch, nll_t - self.model.reference_nll(batch.y_train))
+        return GradientEstimate(
+            energy=-value.detach(),
+            grad_theta=-grads[0] if need_theta else None,
+            grad_u=grads[-1] * scale_t if wn is None else None,
+            nll_train=nll_t,
+            nll_meta=nll_m,
+            w=torch.sigmoid(u.detach()),
+            grad_phi=-grads[-1] if wn is not None else None,
+        )
+
+    def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
+        """Autograd of the companion log density (the formula, or the Pyro trace)."""
+        th = theta.detach().requires_grad_(True)
+        w = w_batch.detach()
+        with torch.enable_grad():
+            if self.path == "functional":
+                value, nll, _ = self.potential.functional_log_density(th, None, batch, companion_w=w)
+            else:
+                with pyro.validation_enabled(self.validate):
+                    trace = self.model.companion_reference_trace(th, w, batch)
+                value = self.model.companion_log_prob(trace)
+                nll = trace.nodes["train_nll"]["value"]
+            (grad,) = torch.autograd.grad(value, (th,))
+        return CompanionEstimate(-grad, nll)
+
+
+class FusedGradient:
+    """What the sampler runs: one forward/backward of ``Σ_k c_k d_k`` (``c`` held fixed) through the
+    network with its parameters bound to θ (:class:`FlatParams`); ``∇ log p_0`` and the weight
+    gradients in closed form (:class:`BADSPotential`)."""
+
+    def __init__(self, model: BADSModel) -> None:
+        self.model = model
+        self.potential = BADSPotential(model)
+        self.flat = FlatParams(model.net)
+
+    def _forward(self, batch: Batch, meta: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        m = self.model
+        if not meta:
+            return m.net(batch.x_train), None
+        n_t = batch.x_train.shape[0]
+        if m.joint_forward or m.weight_net is not None:
+            out = m.net(torch.cat((batch.x_train, batch.x_meta)))
+            return out[:n_t], out[n_t:]
+        return m.net(batch.x_train), m.net(batch.x_meta)
+
+    def __call__(
+        self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch, need_theta: bool = True, need_energy: bool = True
+    ) -> GradientEstimate:
+        m, pot = self.model, self.potential
+        self.flat.bind(theta)
+        n_t, n_m = batch.x_train.shape[0], batch.x_meta.shape[0]
+        amortised = m.weight_net is not None
+        with torch.set_grad_enabled(need_theta or amortised):
+            ph = weights.detach().requires_grad_(True) if amortised else None
+            dev, nll = pot.deviances(*self._forward(batch), batch)
+            u = pot.weights_of(ph if amortised else weights, batch, dev[:n_t])
+            w = torch.sigmoid(u) if amortised else torch.sigmoid(u).detach()
+            weighted = torch.dot(dev, pot.loss_coefficients(w, n_m))
+            grad_theta = grad_phi = grad_u = None
+            if amortised:  # ∇ of Σ c_k d_k - (N/B) Σ log p_u(u_i(φ)) in θ and φ, by one backward
+                target = weighted - m.weight_prior.log_prob_u(u).sum() * (m.num_train / n_t)
+                grads = torch.autograd.grad(target, [*self.flat.params, ph] if need_theta else [ph])
+                grad_phi = grads[-1].sub_(m.weight_net.grad_log_prior(weights))
+                if need_theta:
+                    grad_theta = torch.cat([g.reshape(-1) for g in grads[:-1]])
+            elif need_theta:
+                grad_theta = self.flat.grad(weighted)
+        with torch.no_grad():
+            if grad_theta is not None:
+                grad_theta.sub_(m.theta_prior.grad_log_prob(theta, m.layout))
+            nll, w = nll.detach(), w.detach()
+            if not amortised:
+                grad_u = pot.weight_conditional_grad(u, dev[:n_t].detach(), w)
+            energy = None
+            if need_energy:
+                energy = -pot.log_density(theta, dev, w, u.detach(), weights if amortised else None,
+                                          weighted=weighted.detach())
+        return GradientEstimate(energy, grad_theta, grad_u, nll[:n_t], nll[n_t:], w, grad_phi)
+
+    def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
+        """One forward/backward of ``ρ_θ (N/B) Σ w_i d_i(θ')`` on the train batch only (the loss
+        reference does not depend on θ' and drops out of the gradient)."""
+        m = self.model
+        self.flat.bind(theta)
+        with torch.enable_grad():
+            dev, nll = self.potential.deviances(*self._forward(batch, meta=False), batch)
+            weighted = torch.dot(dev, self.potential.loss_coefficients(w_batch, 0))
+            grad = self.flat.grad(weighted).sub_(m.theta_prior.grad_log_prob(theta, m.layout))
+        return CompanionEstimate(grad, nll.detach())
+
+
+def make_gradient(model: BADSModel, path: str):
+    """``"fused"`` (default in the sampler), ``"functional"`` or ``"reference"`` (Pyro trace)."""
+    check_choice("path", path, ("fused", "functional", "reference"))
+    return FusedGradient(model) if path == "fused" else AutogradGradient(model, path, validate=False)
