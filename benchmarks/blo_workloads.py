@@ -19,7 +19,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyrodps.bads.fit import BADSConfig, build_kernel
+from pyrodps.bads import BADSConfig
+from pyrodps.bads.build import assemble
 from pyrodps.baselines.blo import BLOConfig
 from pyrodps.baselines.l2rw import L2RWConfig, l2rw_step
 from pyrodps.baselines.mwn import MWNConfig, mwn_step, weight_network
@@ -28,6 +29,7 @@ from pyrodps.models import (
     SelectionData,
 )
 from pyrodps.models.data import Batch
+from pyrodps.models.likelihoods import Categorical
 from pyrodps.models.resnet import small_resnet
 
 NETWORKS = ("digits-mlp", "mnist1d-cnn", "resnet")
@@ -64,24 +66,25 @@ class Workload:
 
 
 def _problem_data(scenario: str, device: str) -> tuple[SelectionData, int, object]:
-    from pyrodps.bads.fit import to_selection_data
+    from pyrodps.bads.build import to_selection_data
     from pyrodps.data import make_scenario
+    from pyrodps.models.problem import default_likelihood
 
     problem = make_scenario(scenario, seed=0)
-    return to_selection_data(problem, device), problem.num_classes, problem
+    return to_selection_data(problem, default_likelihood(problem), device), problem.num_classes, problem
 
 
 def build_workload(network: str, device: str, seed: int = 0, resnet_widths: tuple[int, int, int] = (16, 32, 64),
                    resnet_blocks: int = 1) -> Workload:
     """The network ``network`` (one of :data:`NETWORKS`), initialised from ``seed``, and its data on ``device``."""
-    from pyrodps.bads.fit import default_network
+    from pyrodps.models.networks import default_network, input_family
 
     torch.manual_seed(seed)
     if network in ("digits-mlp", "mnist1d-cnn"):
         scenario = "digits-label-noise" if network == "digits-mlp" else "mnist1d-label-noise"
         data, classes, problem = _problem_data(scenario, device)
         net = default_network(problem, BADSConfig().hidden, seed).to(device)
-        family = "vector" if network == "digits-mlp" else "sequence"
+        family = input_family(problem)
         label = "MLP 64-256-256-10" if network == "digits-mlp" else "1-D CNN (small_cnn1d)"
         return Workload(network, net, data, classes, family, _blo_lr(family), label,
                         f"the default {label} on {scenario} (real data, seed 0)", False)
@@ -126,7 +129,7 @@ def sgd_stepper(w: Workload) -> StepFn:
 def bads_stepper(w: Workload, seed: int = 0) -> StepFn:
     """The default BADS kernel (as :func:`pyrodps.fit_bads` builds it), one ``kernel.step`` per call."""
     cfg = BADSConfig().resolved_for(w.input_family, w.data.num_train, w.data.num_meta)
-    _, kernel = build_kernel(w.net, w.num_classes, w.data, cfg)
+    _, kernel = assemble(w.net, Categorical(w.num_classes), w.data, cfg)
     state = kernel.init(seed)
 
     def step(b: Batch) -> None:

@@ -22,7 +22,6 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -31,10 +30,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyrodps.app.runner import machine_description
-from pyrodps.bads.fit import BADSConfig, build_kernel
+from pyrodps.bads import BADSConfig
+from pyrodps.bads.build import assemble
 from pyrodps.io import write_json
 from pyrodps.models import MinibatchStream, SelectionData
-from pyrodps.models.networks import mlp, small_cnn
+from pyrodps.models.likelihoods import Categorical
+from pyrodps.models.networks import input_family, mlp, small_cnn
 from pyrodps.run import OnlineWeightStats
 
 
@@ -50,9 +51,9 @@ class BADSStepper:
     """The default sampler of :class:`pyrodps.BADSConfig` (pSGLD unless ``psgld=False``)."""
 
     def __init__(self, net, data: SelectionData, batch: int, meta_batch: int, path: str = "fused", psgld: bool = True) -> None:
-        family = "image" if data.x_train.ndim > 2 else "vector"
-        cfg = replace(BADSConfig(psgld=psgld), batch_size=batch).resolved_for(family, data.num_train, data.num_meta)
-        _, self.kernel = build_kernel(net, 10, data, cfg, path=path)
+        cfg = BADSConfig(sampler="psgld" if psgld else "sgld", batch_size=batch).resolved_for(
+            input_family(data), data.num_train, data.num_meta)
+        _, self.kernel = assemble(net, Categorical(10), data, cfg, path=path)
         self.state = self.kernel.init(0)
         self.stream = MinibatchStream(data, batch, meta_batch, torch.Generator().manual_seed(1))
         self.stats = OnlineWeightStats(data.num_train)

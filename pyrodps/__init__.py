@@ -1,11 +1,10 @@
 """pyrodps: Bayesian data point selection (BADS) with Pyro models and minibatch SGLD."""
 
-__version__ = "0.1.0"
-
 from pyrodps.bads import BADSConfig, BADSFit, fit_bads
 from pyrodps.data import make_scenario
 from pyrodps.errors import OutputExistsError, PyrodpsError, ValidationError
 from pyrodps.models.problem import SelectionProblem
+from pyrodps.version import __version__
 
 __all__ = [
     "BADSConfig",

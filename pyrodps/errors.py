@@ -19,6 +19,34 @@ class ValidationError(PyrodpsError, ValueError):
         super().__init__(f"{argument}: {message}")
 
 
+class PieceError(PyrodpsError):
+    """A piece of the model a user supplied (a prior, a likelihood, a θ-block sampler) raised or
+    returned a non-finite value at finite inputs while the sampler ran. ``role`` says what the piece
+    is (``"weight prior"``), ``piece`` its class name and ``method`` the method that failed."""
+
+    def __init__(self, role: str, piece: object, method: str, problem: str) -> None:
+        self.role, self.piece, self.method = role, type(piece).__name__, method
+        super().__init__(f"the {role} {self.piece} failed in {method}: {problem}")
+
+
+class blame:  # noqa: N801 - used as a context manager: ``with blame("likelihood", lik, "nll"): ...``
+    """Turn an exception raised inside ``piece.method`` into a :class:`PieceError` naming the piece."""
+
+    __slots__ = ("role", "piece", "method")
+
+    def __init__(self, role: str, piece: object, method: str) -> None:
+        self.role, self.piece, self.method = role, piece, method
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, tb) -> bool:
+        if error is None or isinstance(error, PyrodpsError) or not isinstance(error, Exception):
+            return False
+        text = f"{type(error).__name__}: {error}"
+        raise PieceError(self.role, self.piece, self.method, text if len(text) <= 300 else text[:297] + "...") from error
+
+
 class OutputExistsError(PyrodpsError, FileExistsError):
     """The output directory exists and is not empty (pass ``--force`` to overwrite)."""
 

@@ -2,6 +2,7 @@
 implementations, their options, validation, and their runs through ``run_method`` and the CLI."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,17 +12,18 @@ from torch import nn
 
 from pyrodps.app.cli import main
 from pyrodps.app.methods import METHODS, run_method
+from pyrodps.baselines.blo import BLOBatch
 from pyrodps.baselines.l2rw import (
     L2RWConfig,
     fit_l2rw,
     l2rw_meta_gradient,
     l2rw_step,
-    l2rw_weights,
     normalised_positive_part,
 )
 from pyrodps.baselines.mwn import MWNConfig, fit_mwn, mwn_meta_gradient, mwn_step, weight_network
 from pyrodps.data import make_scenario
 from pyrodps.errors import ValidationError
+from pyrodps.models.likelihoods import Gaussian
 
 B, M, D, C = 12, 7, 5, 3  # train batch, meta batch, input features, classes
 
@@ -36,13 +38,17 @@ def tiny_mlp(seed: int = 0) -> nn.Sequential:
     return nn.Sequential(nn.Linear(D, 8), nn.ReLU(), nn.Linear(8, C)).double()
 
 
-def tiny_batch(seed: int = 1):
+def tiny_batch(seed: int = 1) -> BLOBatch:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(B, D, generator=g, dtype=torch.float64)
     y = torch.randint(0, C, (B,), generator=g)
     x_meta = torch.randn(M, D, generator=g, dtype=torch.float64)
     y_meta = torch.randint(0, C, (M,), generator=g)
-    return x, y, x_meta, y_meta
+    return BLOBatch(x, y, x_meta, y_meta)
+
+
+def l2rw_weights(net, params, batch, *options):
+    return normalised_positive_part(l2rw_meta_gradient(net, params, batch, *options))
 
 
 def params_of(net: nn.Module) -> dict[str, torch.Tensor]:
@@ -63,25 +69,46 @@ def leaf_copies(net: nn.Module) -> list[torch.Tensor]:
 # L2RW
 
 
-def reference_l2rw_u(net, x, y, x_meta, y_meta, alpha=1.0, reduction="sum"):
+def cross_entropy(out, y):
+    return F.cross_entropy(out, y, reduction="none")
+
+
+def reference_l2rw_u(net, x, y, x_meta, y_meta, alpha=1.0, reduction="sum", loss=cross_entropy):
     """Plain autograd, as the official code: ε = 0, θ̂ = θ - α ∇θ Σ ε_i l_i, u = -∂ meta / ∂ε."""
     theta = leaf_copies(net)
     eps = torch.zeros(x.shape[0], dtype=x.dtype, requires_grad=True)
-    train = (eps * F.cross_entropy(mlp_forward(theta, x), y, reduction="none")).sum()
+    train = (eps * loss(mlp_forward(theta, x), y)).sum()
     if reduction == "mean":
         train = train / x.shape[0]
     grads = torch.autograd.grad(train, theta, create_graph=True)
     lookahead = [p - alpha * g for p, g in zip(theta, grads, strict=True)]
-    meta = F.cross_entropy(mlp_forward(lookahead, x_meta), y_meta)
+    meta = loss(mlp_forward(lookahead, x_meta), y_meta).mean()
     return -torch.autograd.grad(meta, eps)[0]
+
+
+def test_l2rw_uses_the_likelihood_losses():
+    """With a Gaussian likelihood (regression) ``l_i = (y_i - f(x_i))² / (2 s²) + const``."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(D, 8), nn.ReLU(), nn.Linear(8, 1)).double()
+    g = torch.Generator().manual_seed(2)
+    x, x_meta = torch.randn(B, D, generator=g, dtype=torch.float64), torch.randn(M, D, generator=g, dtype=torch.float64)
+    y, y_meta = torch.randn(B, generator=g, dtype=torch.float64), torch.randn(M, generator=g, dtype=torch.float64)
+    lik = Gaussian(0.5)
+
+    def gaussian(out, t):
+        return (out.squeeze(-1) - t).square() / (2 * 0.25) + math.log(0.5 * math.sqrt(2 * math.pi))
+
+    u_ref = reference_l2rw_u(net, x, y, x_meta, y_meta, loss=gaussian)
+    u = l2rw_meta_gradient(net, params_of(net), BLOBatch(x, y, x_meta, y_meta), likelihood=lik)
+    assert torch.allclose(u, u_ref, rtol=1e-6, atol=1e-12) and (u_ref > 0).any() and (u_ref < 0).any()
 
 
 def test_l2rw_weights_match_plain_autograd():
     net, (x, y, xm, ym) = tiny_mlp(), tiny_batch()
     u_ref = reference_l2rw_u(net, x, y, xm, ym)
     w_ref = u_ref.clamp(min=0) / u_ref.clamp(min=0).sum()
-    u = l2rw_meta_gradient(net, params_of(net), x, y, xm, ym)
-    w = l2rw_weights(net, params_of(net), x, y, xm, ym)
+    u = l2rw_meta_gradient(net, params_of(net), BLOBatch(x, y, xm, ym))
+    w = l2rw_weights(net, params_of(net), BLOBatch(x, y, xm, ym))
     assert torch.allclose(u, u_ref, rtol=1e-6, atol=1e-12)
     assert torch.allclose(w, w_ref, rtol=0, atol=1e-6)
     assert (u_ref > 0).any() and (u_ref < 0).any()  # the batch exercises the clamp
@@ -98,13 +125,13 @@ def test_l2rw_u_is_the_gradient_alignment():
             F.cross_entropy(mlp_forward(theta, x[i : i + 1]), y[i : i + 1]), theta
         )
         alignment.append(sum((a * b).sum() for a, b in zip(g_i, g_meta, strict=True)))
-    u = l2rw_meta_gradient(net, params_of(net), x, y, xm, ym, lookahead_lr=0.5)
+    u = l2rw_meta_gradient(net, params_of(net), BLOBatch(x, y, xm, ym), lookahead_lr=0.5)
     assert torch.allclose(u, 0.5 * torch.stack(alignment), rtol=1e-6, atol=1e-12)
 
 
 def test_l2rw_weights_are_a_distribution_or_zero():
     net, (x, y, xm, ym) = tiny_mlp(), tiny_batch()
-    w = l2rw_weights(net, params_of(net), x, y, xm, ym)
+    w = l2rw_weights(net, params_of(net), BLOBatch(x, y, xm, ym))
     assert (w >= 0).all() and torch.isclose(w.sum(), torch.tensor(1.0, dtype=w.dtype))
     assert torch.equal(normalised_positive_part(torch.tensor([-1.0, -2.0, 0.0])), torch.zeros(3))
     assert torch.equal(
@@ -116,16 +143,16 @@ def test_l2rw_lookahead_options_only_scale_u():
     """ "mean" divides the lookahead gradient by B, α multiplies it: u scales, the weights do not."""
     net, (x, y, xm, ym) = tiny_mlp(), tiny_batch()
     p = params_of(net)
-    u_sum = l2rw_meta_gradient(net, p, x, y, xm, ym, 1.0, "sum")
-    u_mean = l2rw_meta_gradient(net, p, x, y, xm, ym, 1.0, "mean")
-    u_alpha = l2rw_meta_gradient(net, p, x, y, xm, ym, 3.0, "sum")
+    u_sum = l2rw_meta_gradient(net, p, BLOBatch(x, y, xm, ym), 1.0, "sum")
+    u_mean = l2rw_meta_gradient(net, p, BLOBatch(x, y, xm, ym), 1.0, "mean")
+    u_alpha = l2rw_meta_gradient(net, p, BLOBatch(x, y, xm, ym), 3.0, "sum")
     assert torch.allclose(u_mean, u_sum / B, rtol=1e-6, atol=1e-14)
     assert torch.allclose(u_alpha, 3.0 * u_sum, rtol=1e-6, atol=1e-14)
     assert torch.allclose(
         u_mean, reference_l2rw_u(net, x, y, xm, ym, reduction="mean"), rtol=1e-6, atol=1e-14
     )
-    w_sum = l2rw_weights(net, p, x, y, xm, ym, 1.0, "sum")
-    assert torch.allclose(l2rw_weights(net, p, x, y, xm, ym, 1.0, "mean"), w_sum, atol=1e-12)
+    w_sum = l2rw_weights(net, p, BLOBatch(x, y, xm, ym), 1.0, "sum")
+    assert torch.allclose(l2rw_weights(net, p, BLOBatch(x, y, xm, ym), 1.0, "mean"), w_sum, atol=1e-12)
 
 
 def test_l2rw_step_is_a_weighted_momentum_sgd_step():
@@ -164,7 +191,7 @@ def test_mwn_meta_gradient_matches_plain_autograd(normalisation):
     net, vnet, (x, y, xm, ym) = tiny_mlp(), weight_network(16, seed=3).double(), tiny_batch()
     ref_grads, ref_meta = reference_mwn_phi_grad(net, vnet, x, y, xm, ym, 0.5, normalisation)
     grads, meta = mwn_meta_gradient(
-        net, params_of(net), vnet, params_of(vnet), x, y, xm, ym, 0.5, normalisation
+        net, params_of(net), vnet, params_of(vnet), BLOBatch(x, y, xm, ym), 0.5, normalisation
     )
     assert torch.allclose(meta, ref_meta, rtol=1e-10)
     for (name, g), g_ref in zip(grads.items(), ref_grads, strict=True):
@@ -238,8 +265,7 @@ def test_bad_config_raises_before_any_work(problem, monkeypatch, config, argumen
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr("pyrodps.baselines.l2rw.train_blo", no_training)
-    monkeypatch.setattr("pyrodps.baselines.mwn.train_blo", no_training)
+    monkeypatch.setattr("pyrodps.baselines.blo.train_blo", no_training)
     method = "l2rw" if isinstance(config, L2RWConfig) else "mwn"
     with pytest.raises(ValidationError) as err:
         run_method(problem, method, progress=False, l2rw_config=config, mwn_config=config)

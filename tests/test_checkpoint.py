@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pyrodps.bads import BADSKernel
+from pyrodps.bads.observers import WeightStatistics
 from pyrodps.models import MinibatchStream
 from pyrodps.run import sample
 from pyrodps.run.checkpoint import Checkpointer, CheckpointMismatchError, atomic_torch_save
@@ -40,10 +41,11 @@ def _bads_kernel(model, psgld=True):
                       preconditioner=RMSprop() if psgld else None)
 
 
-def _run(kernel, data, checkpoint=None, chains=2, steps=120, **kw):
+def _run(kernel, data, checkpoint=None, chains=2, steps=120, observers=None, **kw):
+    observers = {"weights": WeightStatistics(data.num_train, 20, steps - 30), **(observers or {})}
     return sample(kernel, lambda g: MinibatchStream(data, 16, 4, g), num_steps=steps, burn_in=20, thin=5,
-                  num_chains=chains, seed=3, track=("energy", "theta"), num_points=data.num_train, progress=False,
-                  average_window=30, checkpoint=checkpoint, **kw)
+                  num_chains=chains, seed=3, track=("energy", "theta"), observers=observers, progress=False,
+                  checkpoint=checkpoint, **kw)
 
 
 def _assert_same(a, b):
@@ -51,9 +53,10 @@ def _assert_same(a, b):
     assert torch.equal(a.draws["energy"], b.draws["energy"])
     for sa, sb in zip(a.states, b.states):
         assert torch.equal(sa.u, sb.u) and torch.equal(sa.theta, sb.theta)
-    assert torch.equal(a.weight_mean_std()[0], b.weight_mean_std()[0])
-    assert torch.equal(a.weight_mean_std()[1], b.weight_mean_std()[1])
-    assert torch.equal(a.weight_window_mean(), b.weight_window_mean())
+    wa, wb = a.observers["weights"], b.observers["weights"]
+    assert torch.equal(wa.mean_std()[0], wb.mean_std()[0])
+    assert torch.equal(wa.mean_std()[1], wb.mean_std()[1])
+    assert torch.equal(wa.window_mean(), wb.window_mean())
 
 
 @pytest.mark.parametrize("kill_at", [7, 60, 121, 150, 239])
@@ -69,22 +72,30 @@ def test_resume_after_interruption_is_bit_for_bit(kill_at, tmp_path):
     assert bool(resumed.extras["resumed_at"]) == (kill_at >= 10)
 
 
-def test_extra_state_is_checkpointed_with_the_run(tmp_path):
+def test_observers_are_checkpointed_with_the_run(tmp_path):
     data, model = small_problem()
 
     class Counter:
+        """Sums the energy of the kept draws."""
+
         def __init__(self):
             self.total = torch.zeros(())
 
-        def get(self):
+        def begin_chain(self, chain):
+            pass
+
+        def observe(self, chain, t, state, info, kept):
+            if kept:
+                self.total.add_(info["energy"])
+
+        def state_dict(self):
             return {"total": self.total}
 
-        def set(self, value):
+        def load_state_dict(self, value):
             self.total = value["total"].clone()
 
     def run(kernel, counter, ckpt):
-        return _run(kernel, data, ckpt, extra_state=counter,
-                    on_draw=lambda chain, state, info: counter.total.add_(info["energy"]))
+        return _run(kernel, data, ckpt, observers={"counter": counter})
 
     ref = Counter()
     run(_bads_kernel(model), ref, None)
@@ -145,6 +156,35 @@ def test_backoff_halves_the_step_until_the_chain_is_stable():
     assert sizes == [0.5, 0.25, 0.125, 0.0625]  # the first size below the stability bound 0.08
     assert torch.isfinite(res.draws["position"]).all() and torch.isfinite(res.draws["energy"]).all()
     assert res.draws["position"].shape[1] == 400  # every step kept exactly once despite the rewinds
+
+
+def test_backoff_then_kill_then_resume_equals_the_uninterrupted_run(tmp_path):
+    """The backed-off step size is the kernel's hyper-state and goes into the checkpoint: a run killed
+    after its back-offs resumes at the smaller step (not at the original one, with its back-off budget
+    spent) and ends exactly as the uninterrupted run."""
+    guard = lambda: DivergenceGuard(every=5, action="backoff", snapshot_every=20)  # noqa: E731
+    ckpt = lambda: Checkpointer(tmp_path / "c.pt", 50, {"run": "stiff"})  # noqa: E731
+
+    def run(kernel, checkpoint=None):
+        return sample(kernel, lambda g: _NoBatches(), num_steps=400, track=("energy", "position"), progress=False,
+                      guard=guard(), checkpoint=checkpoint)
+
+    reference = run(_stiff_sgld(1.0))
+    assert len(reference.extras["backoffs"]) == 4
+    with pytest.raises(Interrupted):
+        run(_Killer(_stiff_sgld(1.0), 360), ckpt())
+    saved = torch.load(tmp_path / "c.pt", weights_only=False)
+    assert len(saved["log"]["backoffs"]) == 4 and saved["kernel"] == {"step_scale": 0.0625}
+    resumed = run(_stiff_sgld(1.0), ckpt())
+    assert resumed.extras["resumed_at"] == [(0, saved["t"])] and saved["t"] > 100
+    assert resumed.extras["backoffs"] == reference.extras["backoffs"]
+    assert torch.equal(resumed.draws["position"], reference.draws["position"])
+    assert torch.equal(resumed.draws["energy"], reference.draws["energy"])
+    # power: without the kernel's hyper-state the resumed run restarts at step size 1, diverges again
+    # with one back-off left, and stops
+    atomic_torch_save({**saved, "kernel": None}, tmp_path / "c.pt")
+    with pytest.raises(DivergenceError):
+        run(_stiff_sgld(1.0), ckpt())
 
 
 def test_backoff_gives_up_after_max_backoffs():

@@ -1,4 +1,4 @@
-"""The driver's bookkeeping: the running-average window S_avg of the reported weights."""
+"""The driver's bookkeeping with observers: the weight statistics and the running-average window S_avg."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from pyrodps.errors import ValidationError
+from pyrodps.bads.observers import WeightStatistics
 from pyrodps.run import sample
 
 
@@ -34,24 +35,28 @@ class _NoBatches:
         return None
 
 
-def _run(**kwargs):
-    return sample(_CountingKernel(5), lambda gen: _NoBatches(), num_points=5, progress=False, **kwargs)
+def _run(num_steps, burn_in=0, average_window=None, **kwargs):
+    window_start = None if average_window is None else num_steps - average_window
+    stats = WeightStatistics(5, burn_in, window_start)
+    sample(_CountingKernel(5), lambda gen: _NoBatches(), num_steps=num_steps, burn_in=burn_in,
+           observers={"weights": stats}, progress=False, **kwargs)
+    return stats
 
 
 def test_window_mean_is_the_mean_of_the_last_steps():
-    res = _run(num_steps=100, burn_in=10, num_chains=2, average_window=20)
+    stats = _run(num_steps=100, burn_in=10, num_chains=2, average_window=20)
     # steps 80..99 -> w = 0.80..0.99, mean 0.895; overall mean over steps 10..99 is 0.545
-    torch.testing.assert_close(res.weight_window_mean(), torch.full((5,), 0.895, dtype=torch.float64))
-    torch.testing.assert_close(res.weight_mean_std()[0], torch.full((5,), 0.545, dtype=torch.float64))
+    torch.testing.assert_close(stats.window_mean(), torch.full((5,), 0.895, dtype=torch.float64))
+    torch.testing.assert_close(stats.mean_std()[0], torch.full((5,), 0.545, dtype=torch.float64))
+    assert stats.chain_means().shape == (2, 5)
 
 
 def test_window_may_reach_into_burn_in_and_is_optional():
-    res = _run(num_steps=10, burn_in=8, average_window=10)
-    torch.testing.assert_close(res.weight_window_mean(), torch.full((5,), 0.045, dtype=torch.float64))
-    assert _run(num_steps=10).weight_window_mean() is None
+    stats = _run(num_steps=10, burn_in=8, average_window=10)
+    torch.testing.assert_close(stats.window_mean(), torch.full((5,), 0.045, dtype=torch.float64))
+    assert _run(num_steps=10).window_mean() is None
 
 
-@pytest.mark.parametrize("window", [0, 11, -1])
-def test_bad_window_is_refused(window):
-    with pytest.raises(ValidationError, match="average_window"):
-        _run(num_steps=10, average_window=window)
+def test_a_bad_observer_is_refused_before_any_step():
+    with pytest.raises(ValidationError, match="observers"):
+        sample(_CountingKernel(5), lambda gen: _NoBatches(), num_steps=10, observers={"x": object()}, progress=False)

@@ -27,7 +27,6 @@ from pyrodps.models import (
     TruncatedGaussianWeight,
     UniformWeight,
 )
-from pyrodps.run.weight_stats import OnlineWeightStats
 from pyrodps.sgmcmc import RMSprop, fused
 from pyrodps.sgmcmc.fused import NoiseKey, dispatch, philox_normal, reference
 
@@ -172,22 +171,18 @@ def test_fused_weight_block_matches_reference(tk, prior, companion):
     out = {}
     for backend in ("torch", "triton"):
         d = device()
-        uu, st = u.clone().to(d), OnlineWeightStats(u.numel(), d)
-        st.update(idx[:10].to(d), torch.full((10,), 0.5, device=d))  # some earlier visits
+        uu = u.clone().to(d)
         w = fused.weight_block_update_(uu, idx.to(d), step_size=0.3, temperature=0.7, rho_theta=2.0,
                                        noise=noise.to(d), grad_base=prior.grad_log_prob_u(u[idx]).to(d),
                                        nll=nll.to(d),
-                                       companion_nll=cnll.to(d) if companion else None, stats=st, backend=backend)
-        out[backend] = (uu.cpu(), w.cpu(), st)
-    (ua, wa, sa), (ub, wb, sb) = out["torch"], out["triton"]
+                                       companion_nll=cnll.to(d) if companion else None, backend=backend)
+        out[backend] = (uu.cpu(), w.cpu())
+    (ua, wa), (ub, wb) = out["torch"], out["triton"]
     rest = torch.ones(u.numel(), dtype=torch.bool)
     rest[idx] = False
     assert torch.equal(ub[rest], u[rest])  # only the batch entries are written
     torch.testing.assert_close(ub, ua, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(wb, wa, rtol=1e-6, atol=1e-6)
-    assert torch.equal(sb.count.cpu(), sa.count)
-    torch.testing.assert_close(sb.total.cpu(), sa.total, rtol=0, atol=1e-6)
-    torch.testing.assert_close(sb.total_sq.cpu(), sa.total_sq, rtol=0, atol=1e-6)
 
 
 def test_fused_weight_block_with_passed_gradient_and_in_kernel_noise(tk):
@@ -248,7 +243,7 @@ def test_bads_kernel_on_triton_is_the_reference_update_with_the_same_noise(tk):
     batch = MinibatchStream(data, 16, 4, torch.Generator().manual_seed(1)).next()
     seed, p, idx = state.generator.initial_seed(), model.layout.size, batch.idx_train
     theta, comp, u = state.theta.clone(), state.companion.clone(), state.u.clone()
-    v, vc = state.precond_v.clone(), state.companion_precond_v.clone()
+    v, vc = state.theta_aux.clone(), state.companion_aux.clone()
     est = kernel.gradient(theta, u[idx], batch, True, False)
     ce = kernel.gradient.companion(comp, est.w, batch)
 
@@ -260,8 +255,8 @@ def test_bads_kernel_on_triton_is_the_reference_update_with_the_same_noise(tk):
     w = reference.weight_block_update_(u, idx, xi(fused.STREAM_U, idx.numel()), 0.3, 0.5, model.rho_theta,
                                        grad_base=est.grad_u, companion_nll=ce.nll_train)
     state, info = kernel.step(state, batch)
-    for got, want in ((state.theta, theta), (state.companion, comp), (state.u, u), (state.precond_v, v),
-                      (state.companion_precond_v, vc), (info["w"], w)):
+    for got, want in ((state.theta, theta), (state.companion, comp), (state.u, u), (state.theta_aux, v),
+                      (state.companion_aux, vc), (info["w"], w)):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
@@ -277,35 +272,6 @@ def test_bads_kernel_on_triton_is_reproducible(tk):
         runs.append(state)
     assert torch.equal(runs[0].theta, runs[1].theta) and torch.equal(runs[0].u, runs[1].u)
     assert state.step == 3
-
-
-def test_driver_lets_the_triton_weight_kernel_update_the_statistics(tk):
-    """With the Triton backend the weight-block kernel updates the online statistics in its own
-    launch (the driver skips its update); the statistics equal the driver's own bookkeeping."""
-    from pyrodps.run import sample
-
-    data, model = small_problem()
-    results = []
-    for fuse in (True, False):
-        kernel = BADSKernel(model, step_size=1e-3, weight_step_size=0.3, backend="triton")
-        kernel.fuses_weight_stats = fuse
-        seen = []
-        step = kernel.step
-
-        def spy(*a, step=step, seen=seen, **k):
-            state, info = step(*a, **k)
-            seen.append(bool(info.get("stats_updated", False)))
-            return state, info
-
-        kernel.step = spy
-        res = sample(kernel, lambda g: MinibatchStream(data, 16, 4, g), num_steps=12, burn_in=4, seed=3,
-                     num_points=data.num_train, progress=False)
-        assert seen == [False] * 4 + [fuse] * 8  # statistics only after burn-in, in the kernel when fused
-        results.append(res.weight_stats[0])
-    fused_stats, driver_stats = results
-    assert fused_stats.count.sum() == 8 * 16
-    for name in ("count", "total", "total_sq"):
-        torch.testing.assert_close(getattr(fused_stats, name), getattr(driver_stats, name), rtol=1e-12, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------- real GPU
@@ -333,15 +299,13 @@ def test_gpu_fused_psgld_matches_torch_with_the_same_noise(tk, n):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_weight_block_and_sampler_auto_backend(tk):
     u, idx, nll, cnll, noise = (t.cuda() for t in weight_problem(n=100_000, b=4096))
-    sa, sb = OnlineWeightStats(u.numel(), "cuda"), OnlineWeightStats(u.numel(), "cuda")
     ua, ub = u.clone(), u.clone()
     common = {"step_size": 0.3, "temperature": 0.7, "rho_theta": 2.0, "noise": noise,
-              "prior": BetaWeight(2.0, 3.0), "nll": nll, "companion_nll": cnll}
-    wa = fused.weight_block_update_(ua, idx, stats=sa, backend="torch", **common)
-    wb = fused.weight_block_update_(ub, idx, stats=sb, backend="auto", **common)
+              "grad_base": BetaWeight(2.0, 3.0).grad_log_prob_u(u[idx]), "nll": nll, "companion_nll": cnll}
+    wa = fused.weight_block_update_(ua, idx, backend="torch", **common)
+    wb = fused.weight_block_update_(ub, idx, backend="auto", **common)
     torch.testing.assert_close(ub, ua, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(wb, wa, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(sb.total_sq, sa.total_sq, rtol=0, atol=1e-6)
     data, model = small_problem()
     kernel = BADSKernel(model, step_size=1e-3, weight_step_size=0.3, preconditioner=RMSprop(), backend="auto")
     state = kernel.init(0)

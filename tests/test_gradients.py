@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pyrodps.models import Batch, Categorical, Gaussian
-from pyrodps.models.gradients import AutogradGradient, FusedGradient
+from pyrodps.models.potential import AutogradGradient, FusedGradient
 from tests.test_model import PRIORS, classification_data, make_model, regression_data
 
 

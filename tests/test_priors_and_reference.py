@@ -21,13 +21,14 @@ from pyrodps.models import (
     SelectionData,
     UniformWeight,
 )
-from pyrodps.models.gradients import AutogradGradient, FusedGradient
+from pyrodps.models.potential import AutogradGradient, FusedGradient
 from pyrodps.models.priors import (
     FanInGaussian,
     IsotropicGaussian,
     calibrated_scale,
     make_theta_prior,
 )
+from pyrodps.bads.observers import WeightStatistics
 from pyrodps.run import sample
 from tests.test_model import classification_data, regression_data
 from tests.test_weight_block import conditional_cdf
@@ -110,8 +111,9 @@ def weights_at_scale(noise_scale: float, reference: str) -> torch.Tensor:
                       loss_reference=reference)
     kernel = BADSKernel(model, step_size=1e-3, weight_step_size=0.05, update_theta=False)
     res = sample(kernel, lambda gen: MinibatchStream(data, 200, None, gen), num_steps=600, burn_in=300, seed=3,
-                 track=(), progress=False, num_points=data.num_train)
-    return res.weight_mean_std()[0]
+                 track=(), progress=False,
+                 observers={"weights": WeightStatistics(data.num_train, 300)})
+    return res.observers["weights"].mean_std()[0]
 
 
 def test_weights_are_invariant_to_the_gaussian_noise_scale():

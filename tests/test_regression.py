@@ -6,6 +6,7 @@ from torch import nn
 from pyrodps.bads import BADSKernel
 from pyrodps.diagnostics import selection_auroc
 from pyrodps.models import BADSModel, Gaussian, MinibatchStream, SelectionData
+from pyrodps.bads.observers import WeightStatistics
 from pyrodps.run import sample
 
 
@@ -24,8 +25,8 @@ def test_bads_downweights_regression_outliers():
     model = BADSModel(nn.Linear(d, 1), Gaussian(0.5), n, m, rho_theta=1.0)
     kernel = BADSKernel(model, step_size=2e-4, weight_step_size=1.0)
     res = sample(kernel, lambda gen: MinibatchStream(data, 50, None, gen), num_steps=1500, burn_in=500,
-                 seed=0, num_points=n, track=("theta",), progress=False)
-    mean, _ = res.weight_mean_std()
+                 seed=0, observers={"weights": WeightStatistics(n, 500)}, track=("theta",), progress=False)
+    mean, _ = res.observers["weights"].mean_std()
     assert selection_auroc(mean.numpy(), outlier.numpy()) > 0.95
     coef = res.draws["theta"][0, :, :d].mean(0)
     # posterior sd of each coefficient is about 0.5 / sqrt(320 · 0.5) ≈ 0.04: allow ~4 sd

@@ -10,6 +10,7 @@ from torch import nn
 from pyrodps.bads import BADSKernel
 from pyrodps.errors import ValidationError
 from pyrodps.models import BADSModel, Categorical, MinibatchStream, SelectionData
+from pyrodps.bads.observers import WeightStatistics
 from pyrodps.run import OnlineWeightStats, sample
 from pyrodps.sgmcmc import Constant, PolynomialDecay, RMSprop, ScaledSchedule
 
@@ -27,8 +28,8 @@ def run(model, data, seed=0, chains=1, psgld=False, clip=None, steps=200, path="
     kernel = BADSKernel(model, step_size=PolynomialDecay(1e-3, 10.0, 0.6), weight_step_size=0.3,
                         preconditioner=RMSprop() if psgld else None, clip_norm=clip, path=path)
     return sample(kernel, lambda g: MinibatchStream(data, 16, 4, g), num_steps=steps, burn_in=50, thin=5,
-                  num_chains=chains, seed=seed, track=("energy", "theta"), num_points=data.num_train,
-                  progress=False)
+                  num_chains=chains, seed=seed, track=("energy", "theta"),
+                  observers={"weights": WeightStatistics(data.num_train, 50)}, progress=False)
 
 
 @pytest.mark.parametrize("psgld,clip", [(False, None), (True, 10.0)])
@@ -38,7 +39,7 @@ def test_cpu_run_is_reproducible_bit_for_bit(psgld, clip):
     b = run(model, data, seed=3, chains=2, psgld=psgld, clip=clip)
     assert torch.equal(a.draws["theta"], b.draws["theta"])
     assert torch.equal(a.states[1].u, b.states[1].u)
-    assert torch.equal(a.weight_mean_std()[0], b.weight_mean_std()[0])
+    assert torch.equal(a.observers["weights"].mean_std()[0], b.observers["weights"].mean_std()[0])
     c = run(model, data, seed=4, chains=2, psgld=psgld, clip=clip)
     assert not torch.equal(a.states[0].u, c.states[0].u)
 
@@ -49,7 +50,7 @@ def test_chains_differ_and_stack_on_a_chain_dimension():
     assert res.draws["theta"].shape == (3, (200 - 50) // 5, model.layout.size)
     assert res.draws["energy"].shape == (3, 30)
     assert not torch.equal(res.states[0].u, res.states[1].u)
-    assert len(res.weight_stats) == 3
+    assert len(res.observers["weights"].chains) == 3
 
 
 @pytest.mark.parametrize("path", ["functional", "reference"])

@@ -48,30 +48,39 @@ def test_bad_arrays_name_the_argument(kwargs, argument):
 
 
 @pytest.mark.parametrize(
-    "config,argument",
+    "fields,argument",
     [
-        (BADSConfig(batch_size=41), "batch_size"),  # 40 train points
-        (BADSConfig(batch_size=8, step_size=0.0), "step_size"),
-        (BADSConfig(batch_size=8, step_size=-1e-3), "step_size"),
-        (BADSConfig(batch_size=8, weight_step_size=float("nan")), "weight_step_size"),
-        (BADSConfig(batch_size=8, temperature=-1.0), "temperature"),
-        (BADSConfig(batch_size=8, steps=0), "steps"),
-        (BADSConfig(batch_size=8, burn_in=500, steps=100), "burn_in"),
-        (BADSConfig(batch_size=8, weight_prior="laplace"), "weight_prior"),
-        (BADSConfig(batch_size=8, weight_prior="truncated-gaussian", weight_prior_kwargs={"beta": 1.5}), "beta"),
-        (BADSConfig(batch_size=8, log_z="nope"), "log_z"),
+        ({"batch_size": 8, "step_size": 0.0}, "step_size"),
+        ({"batch_size": 8, "step_size": -1e-3}, "step_size"),
+        ({"batch_size": 8, "weight_step_size": float("nan")}, "weight_step_size"),
+        ({"batch_size": 8, "temperature": -1.0}, "temperature"),
+        ({"batch_size": 8, "steps": 0}, "steps"),
+        ({"batch_size": 8, "burn_in": 500, "steps": 100}, "burn_in"),
+        ({"batch_size": 8, "weight_prior": "laplace"}, "weight_prior"),
+        ({"batch_size": 8, "weight_prior": "truncated-gaussian", "weight_prior_kwargs": {"beta": 1.5}}, "beta"),
+        ({"batch_size": 8, "log_z": "nope"}, "log_z"),
+        ({"sampler": "sghmc"}, "sampler"),
+        ({"likelihood": "poisson"}, "likelihood"),
+        ({"theta_prior": "no_such_module:Prior"}, "theta_prior"),
     ],
 )
-def test_bad_config_names_the_argument(config, argument, monkeypatch):
-    import pyrodps.bads.fit as sel
+def test_a_bad_config_cannot_be_made(fields, argument):
+    """A BADSConfig is checked as it is made: the error names the field, before any work."""
+    with pytest.raises(ValidationError) as e:
+        BADSConfig(**fields)
+    assert e.value.argument == argument
+
+
+def test_a_config_too_large_for_the_problem_is_refused_before_sampling(monkeypatch):
+    import pyrodps.bads.fit as fit
 
     def no_sampling(*a, **k):
         raise AssertionError("sampling started before validation")
 
-    monkeypatch.setattr(sel, "sample", no_sampling)
+    monkeypatch.setattr(fit, "sample", no_sampling)
     with pytest.raises(ValidationError) as e:
-        fit_bads(SelectionProblem(**arrays()), config, progress=False)
-    assert e.value.argument == argument
+        fit_bads(SelectionProblem(**arrays()), BADSConfig(batch_size=41), progress=False)  # 40 train points
+    assert e.value.argument == "batch_size"
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,9 @@ SCENARIO_FLAGS = {
     "--positive-ratio": ("positive_ratio", float),
     "--meta-per-class": ("meta_per_class", int),
     "--num-samples": ("num_samples", int),
+    "--outlier-rate": ("outlier_rate", float),
+    "--outlier-scale": ("outlier_scale", float),
+    "--meta-size": ("meta_size", int),
 }
 
 
@@ -27,18 +30,59 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", help=f"one of: {', '.join(SCENARIOS)}")
     for flag, (_, typ) in SCENARIO_FLAGS.items():
         p.add_argument(flag, type=typ, default=None, help="scenario option (see the scenario's docstring)")
+    p.add_argument("--train", type=Path, help=".npz with X, y (and optional corrupted)")
+    p.add_argument("--meta", type=Path, help=".npz with X, y: the clean meta set")
+    p.add_argument("--test", type=Path, help=".npz with X, y")
+
+
+# pieces a user may name: a registry name, module:Class or path/file.py:Class, with JSON or key=value options
+PIECE_FLAGS = {
+    "likelihood": "the likelihood (categorical, gaussian, ...; default from the targets); also used by the baselines",
+    "weight-prior": "BADS: the weight prior p(w) (uniform, beta, truncated-gaussian, ...)",
+    "theta-prior": "BADS: the network prior p_0(θ) (calibrated, fan-in, isotropic, ...)",
+    "sampler": "BADS: the θ-block sampler (sgld, psgld, ...)",
+}
+NUMBER_FLAGS = {
+    "temperature": "BADS: the temperature T of the sampled posterior (default 0.1)",
+    "step-size": "BADS: the θ step size η (default by input kind)",
+    "rho-theta": "BADS: ρ_θ, the weight of the training likelihood (default by input kind)",
+    "rho-meta": "BADS: ρ_m, the weight of the meta likelihood (default 0.01 ρ_θ N / M)",
+}
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    for name, text in PIECE_FLAGS.items():
+        p.add_argument(f"--{name}", default=None, metavar="NAME|module:Class", help=text)
+        p.add_argument(f"--{name}-kwargs", default=None, metavar="JSON|key=value,...",
+                       help=f"options of --{name}: a JSON object or key=value pairs")
+    for name, text in NUMBER_FLAGS.items():
+        p.add_argument(f"--{name}", type=float, default=None, help=text)
+
+
+def _config_fields(args: argparse.Namespace) -> dict:
+    """The BADSConfig fields the user set on the command line (kwargs as given: the config parses them)."""
+    out = {}
+    for name in (*PIECE_FLAGS, *NUMBER_FLAGS):
+        key = name.replace("-", "_")
+        if getattr(args, key) is not None:
+            out[key] = getattr(args, key)
+        if name in PIECE_FLAGS and getattr(args, f"{key}_kwargs") is not None:
+            if getattr(args, key) is None:
+                raise ValidationError(f"{key}_kwargs", f"--{name}-kwargs needs --{name}")
+            from pyrodps.plugins import parse_kwargs
+
+            out[f"{key}_kwargs"] = parse_kwargs(getattr(args, f"{key}_kwargs"), f"{key}_kwargs")
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
     from pyrodps.app.methods import METHODS
 
-    p = argparse.ArgumentParser(prog="pyrodps", description="Bayesian data point selection (BADS)")
+    p = argparse.ArgumentParser(prog="pyrodps", description="Bayesian data point selection (BADS)", allow_abbrev=False)
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run one method on one scenario or on your own .npz files")
+    r = sub.add_parser("run", help="run one method on one scenario or on your own .npz files", allow_abbrev=False)
     _add_problem_args(r)
-    r.add_argument("--train", type=Path, help=".npz with X, y (and optional corrupted)")
-    r.add_argument("--meta", type=Path, help=".npz with X, y: the clean meta set")
-    r.add_argument("--test", type=Path, help=".npz with X, y")
+    _add_config_args(r)
     r.add_argument("--method", help=f"one of: {', '.join(METHODS)} (required unless --resume)")
     r.add_argument("--out", type=Path, help="output folder (must be empty unless --force; required unless --resume)")
     r.add_argument("--resume", type=Path, metavar="DIR",
@@ -55,17 +99,20 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--chains", type=int, default=1, help="BADS: number of chains, run one after another")
     r.add_argument("--track-weights", type=_track_weights, default=None, metavar="N|all",
                    help="BADS: weights kept per draw in posterior.nc (default 200 points; 'all': every point)")
-    c = sub.add_parser("compare", help="several methods over several seeds on one scenario")
+    c = sub.add_parser("compare", help="several methods over several seeds on one scenario or your .npz files",
+                       allow_abbrev=False)
     _add_problem_args(c)
+    _add_config_args(c)
     c.add_argument("--methods", required=True, help="comma-separated, e.g. bads,bads-companion,mixing")
     c.add_argument("--seeds", default="0,1,2", help="comma-separated seeds")
     c.add_argument("--out", required=True, type=Path)
     c.add_argument("--steps", type=int, default=None)
     c.add_argument("--force", action="store_true")
     c.add_argument("--no-progress", action="store_true")
-    s = sub.add_parser("summarize", help="print the metrics of run folders side by side")
+    s = sub.add_parser("summarize", help="print the metrics of run folders side by side", allow_abbrev=False)
     s.add_argument("dirs", nargs="+", type=Path)
-    rep = sub.add_parser("report", help="write DIR/report.html: configuration, metrics, convergence, figures")
+    rep = sub.add_parser("report", help="write DIR/report.html: configuration, metrics, convergence, figures",
+                         allow_abbrev=False)
     rep.add_argument("dir", type=Path, help="a folder written by pyrodps run")
     rep.add_argument("--compare", type=Path, default=None, help="a folder written by pyrodps compare")
     rep.add_argument("--max-rhat", type=float, default=1.01,
@@ -96,7 +143,7 @@ def _track_weights(text: str) -> int | str:
 
 
 SUMMARY_ROWS = ("method", "scenario", "seed", "steps", "wall_seconds", "test_accuracy", "balanced_accuracy",
-                "selection_auroc", "selection_average_precision", "mean_weight_clean", "mean_weight_corrupted",
+                "test_rmse", "test_mae", "selection_auroc", "selection_average_precision", "mean_weight_clean", "mean_weight_corrupted",
                 "mean_weight_majority", "mean_weight_minority")
 
 
@@ -148,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 req = RunRequest(_problem_spec(args), args.method, args.out, args.steps, args.seed, args.force,
                                  chains=args.chains, track_weights=args.track_weights,
                                  checkpoint_every=args.checkpoint_every, on_divergence=args.on_divergence,
-                                 memory_budget_mib=args.memory_budget_mib)
+                                 memory_budget_mib=args.memory_budget_mib, config=_config_fields(args))
             metrics = run(req, progress=not args.no_progress)
             print(json.dumps({k: metrics[k] for k in SUMMARY_ROWS if k in metrics}, indent=2))
         elif args.command == "compare":
@@ -157,18 +204,17 @@ def main(argv: list[str] | None = None) -> int:
             from pyrodps.errors import check_positive_int
 
             spec = _problem_spec(args)
-            if spec.scenario is None:
-                raise ValidationError("scenario", "compare needs --scenario")
             spec.validate()
             methods = check_methods([m.strip() for m in args.methods.split(",") if m.strip()])
+            config = _config_fields(args)
             seeds = _seeds(args.seeds)
             if args.steps is not None:
                 check_positive_int("steps", args.steps)
             check_output_dir(args.out, args.force)
-            header = {"scenario": spec.scenario, "scenario_options": spec.options, "steps": args.steps,
-                      "machine": machine_description()}
+            header = {"scenario": spec.name, "scenario_options": spec.options, "steps": args.steps,
+                      "config": config, "machine": machine_description()}
             result = compare(spec.build, methods, seeds, args.out, steps=args.steps, progress=not args.no_progress,
-                             header=header)
+                             header=header, config=config)
             print(format_summary(result))
             print(f"wrote {args.out / 'comparison.json'}")
         elif args.command == "summarize":

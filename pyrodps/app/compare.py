@@ -1,6 +1,7 @@
-"""``pyrodps compare``: several methods over several seeds on one scenario.
+"""``pyrodps compare``: several methods over several seeds on one scenario (or one set of ``.npz`` files).
 
-Writes ``DIR/comparison.json`` (per method and seed: test accuracy, balanced accuracy, selection
+Writes ``DIR/comparison.json`` (per method and seed: test accuracy and balanced accuracy, or test RMSE
+and MAE for regression; selection
 AUROC and average precision where ground truth exists, mean weight per group, wall time; and the
 mean and sd over seeds per method) and the figures ``DIR/accuracy_vs_steps.png`` and
 ``DIR/weights_by_group.png``. BADS methods run first in each seed, so that ``random-select`` keeps
@@ -15,12 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from pyrodps.app.methods import BADS_METHODS, METHODS, run_method
+from pyrodps.bads import BADSConfig
 from pyrodps.diagnostics.plots import plot_accuracy_vs_steps, plot_weight_groups
 from pyrodps.errors import ValidationError, check_choice
 from pyrodps.io import write_json
 from pyrodps.models.problem import SelectionProblem
 
-SUMMARY_METRICS = ("test_accuracy", "balanced_accuracy", "selection_auroc", "selection_average_precision", "wall_seconds")
+SUMMARY_METRICS = ("test_accuracy", "balanced_accuracy", "test_rmse", "test_mae", "selection_auroc",
+                   "selection_average_precision", "wall_seconds")
 
 
 def check_methods(methods: list[str]) -> list[str]:
@@ -57,9 +60,16 @@ def compare(
     steps: int | None = None,
     progress: bool = True,
     header: dict | None = None,
+    config: dict | None = None,
 ) -> dict:
-    """Run every method on the problem of every seed; write the JSON and the figures into ``out``."""
+    """Run every method on the problem of every seed; write the JSON and the figures into ``out``.
+
+    ``config``: :class:`~pyrodps.bads.BADSConfig` fields for the BADS methods (the command line's
+    ``--step-size`` ...); its ``likelihood`` (and ``likelihood_kwargs``) reach every method."""
     methods = check_methods(methods)
+    config = dict(config or {})
+    likelihood = {"likelihood": config.get("likelihood"), "likelihood_kwargs": config.get("likelihood_kwargs", {})}
+    base = BADSConfig(**({"meta_share": None} if "rho_meta" in config else {}), **config)
     runs: list[dict] = []
     last_weights: dict[str, np.ndarray] = {}
     groups: dict[str, np.ndarray] = {}
@@ -67,7 +77,8 @@ def compare(
         problem = make_problem(seed)
         keep = 0.5
         for method in methods:
-            res = run_method(problem, method, seed=seed, steps=steps, keep_fraction=keep, progress=progress)
+            res = run_method(problem, method, seed=seed, steps=steps, keep_fraction=keep, progress=progress,
+                             bads_config=base, **likelihood)
             metrics = res.metrics(problem)
             metrics["accuracy_trace"] = res.accuracy_trace
             runs.append(metrics)
@@ -80,7 +91,8 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     name = (header or {}).get("scenario", "")
     traces = {m: [r["accuracy_trace"] for r in runs if r["method"] == m] for m in methods}
-    plot_accuracy_vs_steps(traces, out / "accuracy_vs_steps.png", title=f"{name}: test accuracy against steps")
+    score = "test accuracy" if any("test_accuracy" in r for r in runs) else "test RMSE"
+    plot_accuracy_vs_steps(traces, out / "accuracy_vs_steps.png", title=f"{name}: {score} against steps")
     if last_weights and groups:
         plot_weight_groups(last_weights, groups, out / "weights_by_group.png", title=f"{name}, seed {seeds[-1]}")
     write_json(out / "comparison.json", result)
@@ -89,7 +101,9 @@ def compare(
 
 def format_summary(result: dict) -> str:
     """A table: one row per method, mean ± sd over seeds."""
-    cols = ("test_accuracy", "balanced_accuracy", "selection_auroc", "kept_fraction")
+    regression = any("test_rmse" in s for s in result["summary"].values())
+    cols = ("test_rmse", "test_mae", "selection_auroc", "kept_fraction") if regression else \
+        ("test_accuracy", "balanced_accuracy", "selection_auroc", "kept_fraction")
     lines = [f"{'method':<16}" + "".join(f"{c:>22}" for c in cols)]
     for method, s in result["summary"].items():
         cells = [f"{s[c]['mean']:.4f} ± {s[c]['sd']:.4f}" if c in s else "-" for c in cols]

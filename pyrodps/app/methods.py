@@ -12,20 +12,21 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pyrodps.bads.fit import V01_OVERRIDES, BADSConfig, BADSFit, fit_bads
+from pyrodps.bads.config import V01_OVERRIDES, BADSConfig
+from pyrodps.bads.fit import BADSFit, fit_bads
 from pyrodps.baselines.blo import BLOFit
 from pyrodps.baselines.l2rw import L2RWConfig, fit_l2rw
 from pyrodps.baselines.mwn import MWNConfig, fit_mwn
 from pyrodps.baselines.naive import NAIVE_METHODS, kept_fraction
 from pyrodps.baselines.sgd import SGDConfig, fit_sgd
 from pyrodps.diagnostics.metrics import (
-    accuracy,
-    balanced_accuracy,
+    predictive_scores,
     selection_auroc,
     selection_average_precision,
 )
-from pyrodps.errors import check_choice
-from pyrodps.models.problem import SelectionProblem
+from pyrodps.errors import ValidationError, check_choice
+from pyrodps.models.likelihoods import make_likelihood
+from pyrodps.models.problem import SelectionProblem, default_likelihood
 
 # method -> BADSConfig overrides
 BADS_METHODS = {
@@ -44,7 +45,10 @@ METHODS = (*BADS_METHODS, *BLO_METHODS, *NAIVE_METHODS)
 
 @dataclass
 class MethodResult:
-    """What one method produced on one problem and seed."""
+    """What one method produced on one problem and seed. ``test_probs`` is the test prediction:
+    class probabilities ``(n_test, C)`` for classification, predictive means ``(n_test,)`` for
+    regression. ``accuracy_trace`` holds ``(step, test accuracy)``, or ``(step, test RMSE)`` for
+    regression."""
 
     method: str
     seed: int
@@ -58,8 +62,10 @@ class MethodResult:
     fit: BADSFit | None = None  # BADS methods: the whole fit (draws, window mean, ArviZ export)
 
     def metrics(self, problem: SelectionProblem) -> dict:
-        """Test accuracy, balanced accuracy, and for weighting methods the selection metrics and the
-        mean weight of every ground-truth group of the problem.
+        """The predictive scores of the problem's task (:func:`~pyrodps.diagnostics.metrics.predictive_scores`:
+        ``test_accuracy`` and ``balanced_accuracy`` for classification, ``test_rmse`` and
+        ``test_mae`` for regression), and for weighting methods the selection metrics (from
+        ``corrupted``, for either task) and the mean weight of every ground-truth group.
 
         ``weight_mean`` is the selection score: the BADS posterior-mean weight in (0, 1), the mean
         MW-Net weight in (0, 1), or the mean L2RW weight times the batch size (1 = uniform). The
@@ -70,8 +76,7 @@ class MethodResult:
             "seed": self.seed,
             "steps": self.steps,
             "wall_seconds": self.wall_seconds,
-            "test_accuracy": accuracy(self.test_probs, problem.y_test),
-            "balanced_accuracy": balanced_accuracy(self.test_probs, problem.y_test),
+            **predictive_scores(self.test_probs, problem.y_test, problem.task),
             "selection_auroc": None,
             "selection_average_precision": None,
         }
@@ -86,6 +91,27 @@ class MethodResult:
         return out
 
 
+def check_method_overrides(method: str, config: BADSConfig) -> None:
+    """A BADS method fixes the fields that define it (``bads-no-meta`` its ρ_m, ``bads-v0.1`` the old
+    defaults, ...): refuse a base ``config`` that sets one of them to something else."""
+    check_choice("method", method, tuple(BADS_METHODS))
+    default = BADSConfig()
+    for name, value in BADS_METHODS[method].items():
+        given = getattr(config, name)
+        if given != getattr(default, name) and given != value:
+            raise ValidationError(name, f"the method {method!r} fixes {name} to {value!r}; drop it, or use the "
+                                  "method 'bads'")
+
+
+def method_config(method: str, base: BADSConfig | None = None, steps: int | None = None) -> BADSConfig:
+    """The config a BADS method runs with: ``base`` with the method's own fields on top, then ``steps``
+    (applied here once; the result is checked as it is made). The command line refuses a flag that
+    collides with the method's fields first (:func:`check_method_overrides`)."""
+    base = base or BADSConfig()
+    check_choice("method", method, tuple(BADS_METHODS))
+    return replace(base, **BADS_METHODS[method], **({} if steps is None else {"steps": steps}))
+
+
 def run_method(
     problem: SelectionProblem,
     method: str,
@@ -98,15 +124,30 @@ def run_method(
     sgd_config: SGDConfig | None = None,
     l2rw_config: L2RWConfig | None = None,
     mwn_config: MWNConfig | None = None,
+    likelihood: str | None = None,
+    likelihood_kwargs: dict | None = None,
     **bads_run_options: object,
 ) -> MethodResult:
     """Run ``method`` (one of :data:`METHODS`) on ``problem``. Each family takes its settings from
-    its own config (``bads_config``, ``l2rw_config``, ``mwn_config``, ``sgd_config``); ``steps``
-    overrides their ``steps``. ``bads_run_options`` go to :func:`~pyrodps.bads.fit.fit_bads`
+    its own config (``bads_config``: the base the BADS method's own fields go on, see
+    :func:`method_config`; ``l2rw_config``, ``mwn_config``, ``sgd_config``); ``steps`` overrides their
+    ``steps``. ``likelihood`` (a name, ``module:Class`` or ``file.py:Class``, with
+    ``likelihood_kwargs``; default: the problem's, :func:`~pyrodps.models.problem.default_likelihood`)
+    is the same for every method. ``bads_run_options`` go to :func:`~pyrodps.bads.fit.fit_bads`
     (``checkpoint_dir``, ``checkpoint_every``, ``guard``, ``memory_budget``); the other methods are
     short and restart from scratch."""
     check_choice("method", method, METHODS)
     start = time.perf_counter()
+    lik = None if likelihood is None else {"likelihood": likelihood, "likelihood_kwargs": dict(likelihood_kwargs or {})}
+    if method in BADS_METHODS:
+        config = method_config(method, bads_config, steps)
+        if lik is not None:
+            config = replace(config, **lik)
+        fit = fit_bads(problem, config, seed=seed, progress=progress, **bads_run_options)
+        return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs,
+                            fit.accuracy_trace, fit.weight_mean, fit.weight_std, fit.config.to_dict(), fit=fit)
+    piece = default_likelihood(problem) if lik is None else \
+        make_likelihood(likelihood, num_classes=problem.num_classes, **lik["likelihood_kwargs"])
     if method in BLO_METHODS:
         if method == "l2rw":
             blo_config, fit_blo = l2rw_config or L2RWConfig(), fit_l2rw
@@ -114,23 +155,16 @@ def run_method(
             blo_config, fit_blo = mwn_config or MWNConfig(), fit_mwn
         blo_config = blo_config if steps is None else replace(blo_config, steps=steps)
         blo_config.validate()
-        blo_fit: BLOFit = fit_blo(problem, blo_config, seed=seed, progress=progress)
+        blo_fit: BLOFit = fit_blo(problem, blo_config, seed=seed, progress=progress, likelihood=piece)
         wall = time.perf_counter() - start
         return MethodResult(method, seed, blo_config.steps, wall, blo_fit.test_probs,
                             blo_fit.accuracy_trace, blo_fit.weight_mean, blo_fit.weight_std,
                             blo_fit.config)
-    if method in BADS_METHODS:
-        config = replace(bads_config or BADSConfig(), **BADS_METHODS[method])
-        config = config if steps is None else replace(config, steps=steps)
-        config.validate()
-        fit = fit_bads(problem, config, seed=seed, progress=progress, **bads_run_options)
-        return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs,
-                            fit.accuracy_trace, fit.weight_mean, fit.weight_std, fit.config.to_dict(), fit=fit)
     config = sgd_config or SGDConfig()
     config = config if steps is None else replace(config, steps=steps)
     config.validate()
     config = config.resolved(problem)
-    naive = method
-    fit = fit_sgd(problem, config, seed=seed, method=naive, keep_fraction=keep_fraction, progress=progress)
+    fit = fit_sgd(problem, config, seed=seed, method=method, keep_fraction=keep_fraction, progress=progress,
+                  likelihood=piece)
     return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs, fit.accuracy_trace,
-                        config={**config.to_dict(), "keep_fraction": keep_fraction if naive == "random-select" else None})
+                        config={**config.to_dict(), "keep_fraction": keep_fraction if method == "random-select" else None})

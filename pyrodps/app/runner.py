@@ -19,15 +19,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-import pyrodps
-from pyrodps.app.methods import BADS_METHODS, METHODS, run_method
-from pyrodps.bads.fit import BADSConfig
+from pyrodps.app.methods import BADS_METHODS, METHODS, check_method_overrides, run_method
+from pyrodps.bads import BADSConfig
+from pyrodps.bads.fit import CHECKPOINT_FILE
 from pyrodps.data import SCENARIOS, load_npz_problem, make_scenario, scenario_options
 from pyrodps.errors import (
     OutputExistsError,
@@ -39,9 +39,13 @@ from pyrodps.errors import (
 from pyrodps.io import write_json, write_npz
 from pyrodps.models.problem import SelectionProblem
 from pyrodps.run.guard import GUARD_ACTIONS, DivergenceGuard
+from pyrodps.version import __version__
 
 REQUEST_FILE = "request.json"
-CHECKPOINT_FILE = "checkpoint.pt"
+# BADSConfig fields the command line sets (``--step-size`` ...); ``likelihood`` also reaches the baselines
+CONFIG_FLAGS = ("likelihood", "likelihood_kwargs", "weight_prior", "weight_prior_kwargs", "theta_prior",
+                "theta_prior_kwargs", "sampler", "sampler_kwargs", "temperature", "step_size", "rho_theta", "rho_meta")
+SHARED_FLAGS = ("likelihood", "likelihood_kwargs")
 
 
 @dataclass
@@ -96,6 +100,7 @@ class RunRequest:
     on_divergence: str = "raise"  # BADS: "raise" or "backoff" (halve the step size and go on)
     resume: bool = False  # continue the run whose request.json and checkpoint.pt are in out
     memory_budget_mib: float | None = None  # BADS: kept draws in memory before spilling to out/draws
+    config: dict = field(default_factory=dict)  # BADSConfig fields from the command line (CONFIG_FLAGS)
 
     def validate(self) -> None:
         self.problem.validate()
@@ -115,8 +120,15 @@ class RunRequest:
                 raise ValidationError("track_weights", f"only the BADS methods track weights, not {self.method!r}")
             if self.track_weights != "all":
                 check_positive_int("track_weights", self.track_weights, minimum=0)
+        for name in self.config:
+            check_choice("config", name, CONFIG_FLAGS)
+            if name not in SHARED_FLAGS and self.method not in BADS_METHODS:
+                raise ValidationError(name, f"only the BADS methods ({', '.join(BADS_METHODS)}) take it, "
+                                      f"not {self.method!r}")
         if self.method in BADS_METHODS:
-            self.bads_config().validate()
+            check_method_overrides(self.method, self.bads_config())  # the base config is checked as it is made
+        elif self.config.get("likelihood") is not None:
+            BADSConfig(likelihood=self.config["likelihood"], likelihood_kwargs=self.config.get("likelihood_kwargs", {}))
         if not self.resume:
             check_output_dir(self.out, self.force)
 
@@ -126,16 +138,18 @@ class RunRequest:
                 for k, v in self.problem.__dict__.items()}
         return {"problem": spec, "method": self.method, "steps": self.steps, "seed": self.seed, "chains": self.chains,
                 "track_weights": self.track_weights, "checkpoint_every": self.checkpoint_every,
-                "on_divergence": self.on_divergence, "memory_budget_mib": self.memory_budget_mib}
+                "on_divergence": self.on_divergence, "memory_budget_mib": self.memory_budget_mib,
+                "config": self.config}
 
     def bads_config(self) -> BADSConfig:
-        """The :class:`BADSConfig` of a BADS method with this request's overrides."""
-        overrides: dict = {"chains": self.chains, **BADS_METHODS[self.method]}
-        if self.steps is not None:
-            overrides["steps"] = self.steps
+        """The base :class:`BADSConfig` of a BADS method: the command line's fields (the method's own
+        settings and ``steps`` are applied once, by :func:`~pyrodps.app.methods.run_method`)."""
+        fields: dict = {"chains": self.chains, **self.config}
+        if "rho_meta" in fields:
+            fields["meta_share"] = None
         if self.track_weights is not None:
-            overrides["track_weights"] = None if self.track_weights == "all" else self.track_weights
-        return replace(BADSConfig(), **overrides)
+            fields["track_weights"] = None if self.track_weights == "all" else self.track_weights
+        return BADSConfig(**fields)
 
 
 def resume_request(out: Path) -> RunRequest:
@@ -151,7 +165,7 @@ def resume_request(out: Path) -> RunRequest:
     spec = ProblemSpec(d["problem"]["scenario"], d["problem"]["options"], **files)
     return RunRequest(spec, d["method"], out, d["steps"], d["seed"], chains=d["chains"], track_weights=d["track_weights"],
                       checkpoint_every=d["checkpoint_every"], on_divergence=d["on_divergence"], resume=True,
-                      memory_budget_mib=d.get("memory_budget_mib"))
+                      memory_budget_mib=d.get("memory_budget_mib"), config=d.get("config", {}))
 
 def check_output_dir(out: Path, force: bool) -> None:
     """Refuse a non-empty output folder unless ``force``."""
@@ -171,7 +185,7 @@ def machine_description() -> dict:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "pyrodps": pyrodps.__version__,
+        "pyrodps": __version__,
     }
 
 
@@ -184,7 +198,8 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
     if not request.resume:
         (out / CHECKPOINT_FILE).unlink(missing_ok=True)  # --force: never resume someone else's run
         write_json(out / REQUEST_FILE, request.to_dict())
-    options: dict = {}
+    options: dict = {"likelihood": request.config.get("likelihood"),
+                     "likelihood_kwargs": request.config.get("likelihood_kwargs", {})}
     if request.method in BADS_METHODS:
         options = {"bads_config": request.bads_config(), "checkpoint_dir": out,
                    "checkpoint_every": request.checkpoint_every, "guard": DivergenceGuard(action=request.on_divergence),

@@ -44,7 +44,7 @@ def problem_likelihood(problem: SelectionProblem, config: BADSConfig) -> Likelih
     """The likelihood ``config`` names, else the problem's default; its targets are checked."""
     if config.likelihood is None:
         return default_likelihood(problem)
-    return make_likelihood(config.likelihood, **config.likelihood_kwargs)
+    return make_likelihood(config.likelihood, num_classes=problem.num_classes, **config.likelihood_kwargs)
 
 
 def to_selection_data(problem: SelectionProblem, likelihood: Likelihood, device: torch.device | str = "cpu") -> SelectionData:

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 
-from pyrodps.errors import ValidationError, check_choice, check_fraction, check_positive, check_positive_int
+from pyrodps.errors import (
+    ValidationError,
+    check_choice,
+    check_fraction,
+    check_positive,
+    check_positive_int,
+)
 from pyrodps.models.bads import LOSS_REFERENCES
 from pyrodps.models.likelihoods import make_likelihood
 from pyrodps.models.networks import check_hidden_sizes
@@ -145,7 +151,7 @@ class BADSConfig:
         make_theta_prior(self.theta_prior, rho_theta=1.0, num_train=1, **self.theta_prior_kwargs)  # checks the options
         make_weight_prior(self.weight_prior, **self.weight_prior_kwargs)
         if self.likelihood is not None:
-            make_likelihood(self.likelihood, **self.likelihood_kwargs)
+            make_likelihood(self.likelihood, num_classes=2, **self.likelihood_kwargs)  # checks the options
         elif self.likelihood_kwargs:
             raise ValidationError("likelihood_kwargs", "name the likelihood to give it options")
         make_sampler(self.sampler, **self.sampler_kwargs)

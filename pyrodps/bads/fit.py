@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from pyrodps.bads.build import build
-from pyrodps.bads.config import V01_OVERRIDES, BADSConfig  # noqa: F401  (V01_OVERRIDES: re-exported)
+from pyrodps.bads.config import BADSConfig
 from pyrodps.bads.kernel import BADSState
 from pyrodps.bads.observers import PredictiveRecorder, WeightStatistics, primary_score, train_nll
 from pyrodps.diagnostics.metrics import selection_auroc

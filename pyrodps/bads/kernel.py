@@ -40,9 +40,16 @@ from pyrodps.bads.weight_slice import weight_block_slice_
 from pyrodps.errors import ValidationError, check_choice, check_positive
 from pyrodps.models.bads import BADSModel
 from pyrodps.models.data import Batch
+from pyrodps.models.pieces import checked
 from pyrodps.models.potential import make_gradient
 from pyrodps.sgmcmc import fused
-from pyrodps.sgmcmc.integrators import Integrator, PSGLDIntegrator, RMSprop, SGLDIntegrator, clip_norm_
+from pyrodps.sgmcmc.integrators import (
+    Integrator,
+    PSGLDIntegrator,
+    RMSprop,
+    SGLDIntegrator,
+    clip_norm_,
+)
 from pyrodps.sgmcmc.kernel import make_generator
 from pyrodps.sgmcmc.schedules import ScalableStepSizes, Schedule, as_schedule
 
@@ -126,7 +133,7 @@ class BADSKernel(ScalableStepSizes):
                                                                                       preconditioner.eps)
         if not isinstance(sampler, Integrator):
             raise ValidationError("sampler", f"must be an Integrator, got {type(sampler).__name__}")
-        self.sampler = sampler
+        self.sampler = checked(sampler, "θ-block sampler")
         self.clip_norm = None if clip_norm is None else check_positive("clip_norm", clip_norm)
         self.update_theta = bool(update_theta)
         self.gradient = make_gradient(model, path)

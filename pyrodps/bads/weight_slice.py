@@ -32,7 +32,6 @@ from collections.abc import Callable
 import torch
 
 
-
 def weight_block_slice_(
     u: torch.Tensor,
     idx: torch.Tensor,

@@ -19,6 +19,9 @@ official code differ in how they are written.
 Selection score of a training point: the mean over the steps in which it was in a batch of
 ``B · w_i``, so that 1 is the uniform weight ``1/B`` of an unweighted batch, 0 means "never helped
 the meta loss", and values above 1 mark points that carried more than their share.
+
+``l_i`` is the per-example negative log-likelihood of the problem's likelihood (see
+:mod:`pyrodps.baselines.blo`); called on their own, the step functions use the cross-entropy.
 """
 
 from __future__ import annotations
@@ -26,19 +29,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import grad
 
 from pyrodps.baselines.blo import (
+    BLOBatch,
     BLOConfig,
     BLOFit,
+    BLOStep,
+    Params,
+    example_nll,
+    fit_blo,
     network_params,
     per_example_losses,
-    sgd_step,
-    train_blo,
 )
-from pyrodps.errors import check_choice, check_positive, check_positive_int
+from pyrodps.baselines.sgd import sgd_step
+from pyrodps.errors import check_choice, check_positive
+from pyrodps.models.likelihoods import Likelihood
 from pyrodps.models.problem import SelectionProblem
 
 LOOKAHEAD_REDUCTIONS = ("sum", "mean")
@@ -61,28 +68,28 @@ class L2RWConfig(BLOConfig):
 
 def l2rw_meta_gradient(
     net: nn.Module,
-    params: dict[str, torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    x_meta: torch.Tensor,
-    y_meta: torch.Tensor,
+    params: Params,
+    batch: BLOBatch,
     lookahead_lr: float = 1.0,
     lookahead_reduction: str = "sum",
+    likelihood: Likelihood | None = None,
 ) -> torch.Tensor:
-    """``u = -∂L_meta(θ̂(ε))/∂ε`` at ``ε = 0``, differentiating through the lookahead
-    ``θ̂(ε) = θ - α ∇_θ L_t(θ, ε)`` with nested ``torch.func.grad`` (reverse over reverse)."""
-    batch_size = x.shape[0]
+    """``u = -∂L_meta(θ̂(ε))/∂ε`` at ``ε = 0`` for the train batch of ``batch`` against its meta
+    batch, differentiating through the lookahead ``θ̂(ε) = θ - α ∇_θ L_t(θ, ε)`` with nested
+    ``torch.func.grad`` (reverse over reverse); ``θ = params``, losses from ``likelihood``
+    (default: the cross-entropy). The L2RW weights are ``normalised_positive_part(u)``."""
+    batch_size = batch.x.shape[0]
 
-    def perturbed_train_loss(theta: dict[str, torch.Tensor], eps: torch.Tensor) -> torch.Tensor:
-        total = (eps * per_example_losses(net, theta, x, y)).sum()
+    def perturbed_train_loss(theta: Params, eps: torch.Tensor) -> torch.Tensor:
+        total = (eps * per_example_losses(net, theta, batch.x, batch.y, likelihood)).sum()
         return total / batch_size if lookahead_reduction == "mean" else total
 
     def meta_loss_after_lookahead(eps: torch.Tensor) -> torch.Tensor:
         inner = grad(perturbed_train_loss)(params, eps)
         lookahead = {name: p - lookahead_lr * inner[name] for name, p in params.items()}
-        return per_example_losses(net, lookahead, x_meta, y_meta).mean()
+        return per_example_losses(net, lookahead, batch.x_meta, batch.y_meta, likelihood).mean()
 
-    eps = torch.zeros(batch_size, dtype=x.dtype, device=x.device)
+    eps = torch.zeros(batch_size, dtype=batch.x.dtype, device=batch.x.device)
     return -grad(meta_loss_after_lookahead)(eps)
 
 
@@ -91,21 +98,6 @@ def normalised_positive_part(u: torch.Tensor) -> torch.Tensor:
     positive = u.clamp(min=0)
     total = positive.sum()
     return positive / (total + (total == 0).to(total.dtype))
-
-
-def l2rw_weights(
-    net: nn.Module,
-    params: dict[str, torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    x_meta: torch.Tensor,
-    y_meta: torch.Tensor,
-    lookahead_lr: float = 1.0,
-    lookahead_reduction: str = "sum",
-) -> torch.Tensor:
-    """The L2RW weights of one train batch: non-negative and summing to 1 (or all 0)."""
-    u = l2rw_meta_gradient(net, params, x, y, x_meta, y_meta, lookahead_lr, lookahead_reduction)
-    return normalised_positive_part(u)
 
 
 def l2rw_step(
@@ -117,47 +109,33 @@ def l2rw_step(
     y_meta: torch.Tensor,
     lookahead_lr: float = 1.0,
     lookahead_reduction: str = "sum",
+    likelihood: Likelihood | None = None,
 ) -> torch.Tensor:
-    """One L2RW step: the weights ``w`` of the batch at the current ``θ``, then a real ``optimizer``
-    step on ``Σ_i w_i l_i(θ)``. Returns ``w``."""
-    weights = l2rw_weights(
-        net, network_params(net), x, y, x_meta, y_meta, lookahead_lr, lookahead_reduction
-    )
-    sgd_step(net, optimizer, (weights * F.cross_entropy(net(x), y, reduction="none")).sum())
+    """One L2RW step: the weights ``w = normalised_positive_part(u)`` of the batch at the current
+    ``θ`` (:func:`l2rw_meta_gradient`; non-negative and summing to 1, or all 0), then a real
+    ``optimizer`` step on ``Σ_i w_i l_i(θ)``. Returns ``w``."""
+    u = l2rw_meta_gradient(net, network_params(net), BLOBatch(x, y, x_meta, y_meta), lookahead_lr,
+                           lookahead_reduction, likelihood)
+    weights = normalised_positive_part(u)
+    sgd_step(net, optimizer, (weights * example_nll(likelihood, net(x), y)).sum())
     return weights
 
 
-def fit_l2rw(
-    problem: SelectionProblem,
-    config: L2RWConfig | None = None,
-    *,
-    seed: int = 0,
-    net: nn.Module | None = None,
-    progress: bool = True,
-    eval_every: int = 100,
-) -> BLOFit:
-    """Train ``net`` (default: the network the other baselines use, initialised from ``seed``) with
-    L2RW on ``problem``'s train set against its meta set. ``weight_mean`` of the result is the
-    selection score (mean of ``B · w_i`` over visits; see the module docstring)."""
-    from pyrodps.bads.fit import default_network
-
-    config = config or L2RWConfig()
-    config.validate()
-    check_positive_int("eval_every", eval_every)
-    config = config.resolved(problem)
-    net = net if net is not None else default_network(problem, config.hidden, seed)
-
+def _l2rw_stepper(config: L2RWConfig, likelihood: Likelihood, seed: int) -> BLOStep:
     def step(model: nn.Module, optimizer: torch.optim.Optimizer, *batch: torch.Tensor) -> torch.Tensor:
-        weights = l2rw_step(model, optimizer, *batch, config.lookahead_lr, config.lookahead_reduction)
+        weights = l2rw_step(model, optimizer, *batch, config.lookahead_lr, config.lookahead_reduction,
+                            likelihood)
         return weights * batch[0].shape[0]  # the score scale: 1 = the uniform weight 1/B
 
-    return train_blo(
-        problem,
-        config,
-        step,
-        net=net,
-        seed=seed,
-        progress=progress,
-        eval_every=eval_every,
-        desc="l2rw",
-    )
+    return step
+
+
+def fit_l2rw(problem: SelectionProblem, config: L2RWConfig | None = None, *, seed: int = 0,
+             net: nn.Module | None = None, likelihood: Likelihood | None = None, progress: bool = True,
+             eval_every: int = 100) -> BLOFit:
+    """Train ``net`` (default: the network the other baselines use, initialised from ``seed``) with
+    L2RW on ``problem``'s train set against its meta set, with the losses of ``likelihood``
+    (default: :func:`~pyrodps.models.problem.default_likelihood`). ``weight_mean`` of the result is
+    the selection score (mean of ``B · w_i`` over visits; see the module docstring)."""
+    return fit_blo(problem, config or L2RWConfig(), _l2rw_stepper, seed=seed, net=net,
+                   likelihood=likelihood, progress=progress, eval_every=eval_every, desc="l2rw")

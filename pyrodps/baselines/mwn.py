@@ -15,6 +15,8 @@ meta batch ``B_m``:
 
 The selection score of a training point is the mean of its weights ``w_i`` over the steps in which
 it was in a batch (a value in (0, 1), like the BADS weights).
+
+Any likelihood works (the losses are its negative log-likelihoods, :mod:`pyrodps.baselines.blo`).
 """
 
 from __future__ import annotations
@@ -22,20 +24,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, grad_and_value
 
 from pyrodps.baselines.blo import (
+    BLOBatch,
     BLOConfig,
     BLOFit,
+    BLOStep,
+    Params,
     check_nonnegative_finite,
+    example_nll,
+    fit_blo,
     network_params,
     per_example_losses,
-    sgd_step,
-    train_blo,
 )
+from pyrodps.baselines.sgd import sgd_step
 from pyrodps.errors import check_choice, check_positive, check_positive_int
+from pyrodps.models.likelihoods import Likelihood
 from pyrodps.models.problem import SelectionProblem
 
 WEIGHT_NORMALISATIONS = ("mean", "normalised")
@@ -74,7 +80,7 @@ def weight_network(hidden: int = 100, seed: int = 0) -> nn.Sequential:
 
 
 def example_weights(
-    weight_net: nn.Module, weight_params: dict[str, torch.Tensor], losses: torch.Tensor
+    weight_net: nn.Module, weight_params: Params, losses: torch.Tensor
 ) -> torch.Tensor:
     """``v_i = V(stopgrad(l_i); φ)`` for a vector of losses, ``φ = weight_params``."""
     return functional_call(weight_net, weight_params, (losses.detach().unsqueeze(1),)).squeeze(1)
@@ -94,27 +100,27 @@ def weighted_loss(
 
 def mwn_meta_gradient(
     net: nn.Module,
-    params: dict[str, torch.Tensor],
+    params: Params,
     weight_net: nn.Module,
-    weight_params: dict[str, torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    x_meta: torch.Tensor,
-    y_meta: torch.Tensor,
+    weight_params: Params,
+    batch: BLOBatch,
     virtual_lr: float,
     weight_normalisation: str = "mean",
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """``∇_φ L_meta(θ̂(φ))`` and ``L_meta(θ̂(φ))`` through the virtual step
-    ``θ̂(φ) = θ - α ∇_θ L_t(θ, φ)`` (nested ``torch.func`` gradients: reverse over reverse)."""
+    likelihood: Likelihood | None = None,
+) -> tuple[Params, torch.Tensor]:
+    """``∇_φ L_meta(θ̂(φ))`` and ``L_meta(θ̂(φ))`` for the train batch of ``batch`` against its meta
+    batch, through the virtual step ``θ̂(φ) = θ - α ∇_θ L_t(θ, φ)`` (nested ``torch.func``
+    gradients: reverse over reverse); ``θ = params``, ``φ = weight_params``, losses from
+    ``likelihood`` (default: the cross-entropy)."""
 
-    def train_loss(theta: dict[str, torch.Tensor], phi: dict[str, torch.Tensor]) -> torch.Tensor:
-        losses = per_example_losses(net, theta, x, y)
+    def train_loss(theta: Params, phi: Params) -> torch.Tensor:
+        losses = per_example_losses(net, theta, batch.x, batch.y, likelihood)
         return weighted_loss(example_weights(weight_net, phi, losses), losses, weight_normalisation)
 
-    def meta_loss_after_virtual_step(phi: dict[str, torch.Tensor]) -> torch.Tensor:
+    def meta_loss_after_virtual_step(phi: Params) -> torch.Tensor:
         inner = grad(train_loss)(params, phi)
         virtual = {name: p - virtual_lr * inner[name] for name, p in params.items()}
-        return per_example_losses(net, virtual, x_meta, y_meta).mean()
+        return per_example_losses(net, virtual, batch.x_meta, batch.y_meta, likelihood).mean()
 
     return grad_and_value(meta_loss_after_virtual_step)(weight_params)
 
@@ -130,51 +136,26 @@ def mwn_step(
     y_meta: torch.Tensor,
     virtual_lr: float,
     weight_normalisation: str = "mean",
+    likelihood: Likelihood | None = None,
 ) -> torch.Tensor:
     """One MW-Net step: a ``weight_optimizer`` step of ``φ`` on the meta gradient through the
-    virtual step, then a real ``optimizer`` step of ``θ`` on the loss weighted by the updated weight
-    network. Returns the weights ``w`` used in the real step."""
-    phi_grads, _ = mwn_meta_gradient(
-        net,
-        network_params(net),
-        weight_net,
-        network_params(weight_net),
-        x,
-        y,
-        x_meta,
-        y_meta,
-        virtual_lr,
-        weight_normalisation,
-    )
+    virtual step (:func:`mwn_meta_gradient`), then a real ``optimizer`` step of ``θ`` on the loss
+    weighted by the updated weight network. Returns the weights ``w`` used in the real step."""
+    phi_grads, _ = mwn_meta_gradient(net, network_params(net), weight_net, network_params(weight_net),
+                                     BLOBatch(x, y, x_meta, y_meta), virtual_lr, weight_normalisation,
+                                     likelihood)
     for name, p in weight_net.named_parameters():
         p.grad = phi_grads[name]
     weight_optimizer.step()
-    losses = F.cross_entropy(net(x), y, reduction="none")
+    losses = example_nll(likelihood, net(x), y)
     with torch.no_grad():
         weights = weight_net(losses.detach().unsqueeze(1)).squeeze(1)
     sgd_step(net, optimizer, weighted_loss(weights, losses, weight_normalisation))
     return weights
 
 
-def fit_mwn(
-    problem: SelectionProblem,
-    config: MWNConfig | None = None,
-    *,
-    seed: int = 0,
-    net: nn.Module | None = None,
-    progress: bool = True,
-    eval_every: int = 100,
-) -> BLOFit:
-    """Train ``net`` (default: the network the other baselines use, initialised from ``seed``) with
-    Meta-Weight-Net on ``problem``'s train set against its meta set. ``weight_mean`` of the result
-    is the selection score (mean MW-Net weight over visits)."""
-    from pyrodps.bads.fit import default_network
-
-    config = config or MWNConfig()
-    config.validate()
-    check_positive_int("eval_every", eval_every)
-    config = config.resolved(problem)
-    net = net if net is not None else default_network(problem, config.hidden, seed)
+def _mwn_stepper(config: MWNConfig, likelihood: Likelihood, seed: int) -> BLOStep:
+    """The MW-Net step of ``fit_mwn``: its weight network from ``seed``, Adam on it, virtual lr."""
     weight_net = weight_network(config.weight_net_hidden, seed)
     weight_optimizer = torch.optim.Adam(
         weight_net.parameters(),
@@ -185,15 +166,17 @@ def fit_mwn(
 
     def step(model: nn.Module, optimizer: torch.optim.Optimizer, *batch: torch.Tensor) -> torch.Tensor:
         return mwn_step(model, optimizer, weight_net, weight_optimizer, *batch, virtual_lr,
-                        config.weight_normalisation)
+                        config.weight_normalisation, likelihood)
 
-    return train_blo(
-        problem,
-        config,
-        step,
-        net=net,
-        seed=seed,
-        progress=progress,
-        eval_every=eval_every,
-        desc="mwn",
-    )
+    return step
+
+
+def fit_mwn(problem: SelectionProblem, config: MWNConfig | None = None, *, seed: int = 0,
+            net: nn.Module | None = None, likelihood: Likelihood | None = None, progress: bool = True,
+            eval_every: int = 100) -> BLOFit:
+    """Train ``net`` (default: the network the other baselines use, initialised from ``seed``) with
+    Meta-Weight-Net on ``problem``'s train set against its meta set, with the losses of
+    ``likelihood`` (default: :func:`~pyrodps.models.problem.default_likelihood`). ``weight_mean``
+    of the result is the selection score (mean MW-Net weight over visits)."""
+    return fit_blo(problem, config or MWNConfig(), _mwn_stepper, seed=seed, net=net,
+                   likelihood=likelihood, progress=progress, eval_every=eval_every, desc="mwn")

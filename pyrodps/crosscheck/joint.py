@@ -60,6 +60,7 @@ from pyrodps.models.likelihoods import Categorical
 from pyrodps.models.priors import IsotropicGaussian
 from pyrodps.models.weight_net import WeightNet
 from pyrodps.run import sample
+from pyrodps.run.observers import Callback
 from pyrodps.sgmcmc.integrators import RMSprop
 
 
@@ -151,7 +152,7 @@ def run_bads(problem: JointProblem, *, step_size: float, weight_step_size: float
     b, log_det = batch_size or data.num_train, []
 
     def inv_g(state) -> torch.Tensor:
-        v = torch.cat([state.precond_v] + ([state.phi_precond_v] if weight_net else []))
+        v = torch.cat([state.theta_aux] + ([state.phi_aux] if weight_net else []))
         return v.sqrt() + preconditioner.eps
 
     with float64():
@@ -159,7 +160,8 @@ def run_bads(problem: JointProblem, *, step_size: float, weight_step_size: float
                             preconditioner=preconditioner, backend="torch", weight_update=weight_update)
         on_draw = (lambda c, state, info: log_det.append(-inv_g(state).log().sum().item())) if preconditioner else None
         res = sample(kernel, lambda g: MinibatchStream(data, b, meta_batch_size, g), num_steps=num_steps,
-                     burn_in=burn_in, thin=thin, num_chains=chains, seed=seed, on_draw=on_draw,
+                     burn_in=burn_in, thin=thin, num_chains=chains, seed=seed,
+                     observers={"log_det": Callback(on_draw)} if on_draw else None,
                      track=("theta", "phi" if weight_net else "w"), progress=False)
         w = implied_weights(model, data, res.draws["phi"]) if weight_net else res.draws["w"]
     out = {"theta": res.draws["theta"].numpy(), "w": w.numpy()}

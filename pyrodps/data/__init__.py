@@ -1,8 +1,10 @@
 """Data sets, corruptions, scenarios and bring-your-own-data loaders.
 
-Scenario names are ``<data set>-<kind>`` for data set ``digits`` or ``mnist1d`` and kind
-``label-noise``, ``imbalance``, ``binary-imbalance``, ``feature-noise`` or ``off-domain``; see
-:func:`scenario_options` for each one's options and defaults.
+Classification scenario names are ``<data set>-<kind>`` for data set ``digits`` or ``mnist1d`` and
+kind ``label-noise``, ``imbalance``, ``binary-imbalance``, ``feature-noise`` or ``off-domain``; the
+regression scenarios ``friedman-outliers`` and ``diabetes-outliers`` have gross outliers among the
+training targets (:mod:`pyrodps.data.regression`). See :func:`scenario_options` for each one's
+options and defaults.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pyrodps.data.mnist1d import (
     mnist1d_label_noise,
     mnist1d_off_domain,
 )
+from pyrodps.data.regression import diabetes_outliers, friedman_outliers, outlier_targets
 from pyrodps.errors import ValidationError
 from pyrodps.models.problem import SelectionProblem, validate_problem
 
@@ -48,6 +51,8 @@ SCENARIOS: dict[str, Callable[..., SelectionProblem]] = {
     "mnist1d-binary-imbalance": mnist1d_binary_imbalance,
     "mnist1d-feature-noise": mnist1d_feature_noise,
     "mnist1d-off-domain": mnist1d_off_domain,
+    "friedman-outliers": friedman_outliers,
+    "diabetes-outliers": diabetes_outliers,
 }
 
 
@@ -78,12 +83,14 @@ __all__ = [
     "SCENARIOS",
     "SelectionProblem",
     "class_dependent_label_noise",
+    "diabetes_outliers",
     "digits_binary_imbalance",
     "digits_feature_noise",
     "digits_imbalance",
     "digits_label_noise",
     "digits_off_domain",
     "feature_noise",
+    "friedman_outliers",
     "load_npz_problem",
     "long_tail_counts",
     "make_scenario",
@@ -93,6 +100,7 @@ __all__ = [
     "mnist1d_label_noise",
     "mnist1d_off_domain",
     "off_domain",
+    "outlier_targets",
     "problem_from_arrays",
     "problem_from_datasets",
     "scenario_options",

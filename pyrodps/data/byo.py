@@ -1,9 +1,15 @@
 """Bring your own data: a :class:`SelectionProblem` from arrays, tensors, torch Datasets or .npz files.
 
-Inputs are converted to float32 numpy arrays and integer labels to int64; everything else is
-checked by :func:`~pyrodps.models.problem.validate_problem`. ``num_classes`` defaults to the largest
-label over the train, meta and test sets plus one. Every bad input raises
-:class:`~pyrodps.errors.ValidationError` naming the argument.
+Classification or regression: ``task="classification"`` (integer labels) or ``"regression"``
+(real-valued targets, ``num_classes=None``). Left ``None``, the task is classification when
+``num_classes`` is given, else read off the training targets: a floating-point ``y_train`` (an .npz
+``y`` of float dtype) means regression, an integer one classification. Integer-valued targets that
+are meant as numbers (counts, scores) need ``task="regression"``.
+
+Inputs are converted to float32 numpy arrays, integer labels to int64 and regression targets to
+float32; everything else is checked by :func:`~pyrodps.models.problem.validate_problem`.
+``num_classes`` defaults to the largest label over the train, meta and test sets plus one. Every
+bad input raises :class:`~pyrodps.errors.ValidationError` naming the argument.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, IterableDataset
 
-from pyrodps.errors import ValidationError
-from pyrodps.models.problem import SelectionProblem
+from pyrodps.errors import ValidationError, check_choice
+from pyrodps.models.problem import TASKS, SelectionProblem
 
 ROLES = ("train", "meta", "test")
 TRAIN_MASKS = ("corrupted", "minority")  # optional ground-truth arrays read from the train file
@@ -59,6 +65,27 @@ def _labels(value: Any, argument: str) -> np.ndarray:
     return y  # left as is: validate_problem names the argument and the bad dtype
 
 
+def _real_targets(y: np.ndarray) -> np.ndarray:
+    """Regression targets: real numbers (integer or float, not bool) as float32."""
+    if y.dtype != bool and (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)):
+        return y.astype(np.float32, copy=False)
+    return y  # left as is: validate_problem names the argument and the bad dtype
+
+
+def resolve_task(task: str | None, num_classes: int | None, y_train: np.ndarray) -> str:
+    """The task of a problem (module docstring): ``task`` if given (checked against
+    ``num_classes``), else classification when ``num_classes`` is given or ``y_train`` is not
+    floating point, regression when it is."""
+    if task is not None:
+        check_choice("task", task, TASKS)
+        if task == "regression" and num_classes is not None:
+            raise ValidationError("num_classes", f"must be None for a regression problem, got {num_classes!r}")
+        return task
+    if num_classes is None and np.issubdtype(y_train.dtype, np.floating):
+        return "regression"
+    return "classification"
+
+
 def _mask(value: Any, argument: str) -> np.ndarray | None:
     return None if value is None else _as_numpy(value, argument)
 
@@ -72,14 +99,18 @@ def _infer_num_classes(*ys: np.ndarray) -> int:
 def problem_from_arrays(
     x_train: Any, y_train: Any, x_meta: Any, y_meta: Any, x_test: Any, y_test: Any,
     num_classes: int | None = None, corrupted: Any = None, name: str = "custom", minority: Any = None,
+    task: str | None = None,
 ) -> SelectionProblem:
     """A :class:`SelectionProblem` from numpy arrays or torch tensors. ``corrupted`` and
-    ``minority`` are optional boolean ground-truth masks over the training points."""
+    ``minority`` are optional boolean ground-truth masks over the training points. ``task``:
+    ``"classification"``, ``"regression"`` or ``None`` (inferred; module docstring)."""
     if not isinstance(name, str) or not name:
         raise ValidationError("name", f"must be a non-empty string, got {name!r}")
     xs = {k: _inputs(v, k) for k, v in (("x_train", x_train), ("x_meta", x_meta), ("x_test", x_test))}
     ys = {k: _labels(v, k) for k, v in (("y_train", y_train), ("y_meta", y_meta), ("y_test", y_test))}
-    if num_classes is None:
+    if resolve_task(task, num_classes, ys["y_train"]) == "regression":
+        ys = {k: _real_targets(y) for k, y in ys.items()}
+    elif num_classes is None:
         num_classes = _infer_num_classes(*ys.values())
     return SelectionProblem(
         name=name, **xs, **ys, num_classes=num_classes,
@@ -117,11 +148,13 @@ def _read_npz(role: str, path: str | PathLike, optional: Sequence[str]) -> dict[
 
 def load_npz_problem(
     train: str | PathLike, meta: str | PathLike, test: str | PathLike, name: str = "custom",
-    num_classes: int | None = None,
+    num_classes: int | None = None, task: str | None = None,
 ) -> SelectionProblem:
     """A :class:`SelectionProblem` from three .npz files, each with arrays ``X`` (inputs, first axis
-    the examples) and ``y`` (integer labels); the train file may also hold boolean ``corrupted``
-    and ``minority`` masks (other arrays, and those masks in the meta and test files, are ignored).
+    the examples) and ``y`` (integer labels, or float targets: a float ``y`` in the train file makes
+    a regression problem unless ``task`` or ``num_classes`` says otherwise); the train file may also
+    hold boolean ``corrupted`` and ``minority`` masks (other arrays, and those masks in the meta and
+    test files, are ignored).
     A missing file, unreadable file, missing array or length mismatch raises
     :class:`ValidationError` naming ``"train"``, ``"meta"`` or ``"test"``."""
     data = {
@@ -131,7 +164,7 @@ def load_npz_problem(
     tr, me, te = data["train"], data["meta"], data["test"]
     return problem_from_arrays(
         tr["X"], tr["y"], me["X"], me["y"], te["X"], te["y"], num_classes=num_classes,
-        corrupted=tr.get("corrupted"), minority=tr.get("minority"), name=name,
+        corrupted=tr.get("corrupted"), minority=tr.get("minority"), name=name, task=task,
     )
 
 
@@ -154,7 +187,7 @@ def _stack_dataset(dataset: Any, role: str) -> tuple[np.ndarray, np.ndarray]:
         if xs and x.shape != xs[0].shape:
             raise ValidationError(role, f"item {k} has input shape {x.shape}, item 0 has {xs[0].shape}")
         if y.size != 1:
-            raise ValidationError(role, f"item {k} has a label of shape {y.shape}, expected a single class index")
+            raise ValidationError(role, f"item {k} has a label of shape {y.shape}, expected a single class index or target")
         xs.append(x)
         ys.append(y.reshape(()))
     if not xs:
@@ -164,12 +197,13 @@ def _stack_dataset(dataset: Any, role: str) -> tuple[np.ndarray, np.ndarray]:
 
 def problem_from_datasets(
     train: Any, meta: Any, test: Any, num_classes: int | None = None, name: str = "custom",
-    corrupted: Any = None,
+    corrupted: Any = None, task: str | None = None,
 ) -> SelectionProblem:
     """A :class:`SelectionProblem` from three torch ``Dataset``s yielding ``(x, y)`` pairs (inputs
-    of one shape, integer labels), stacked into arrays. ``corrupted`` is an optional boolean mask
-    over the training items."""
+    of one shape, integer labels or real targets, ``task`` as in :func:`problem_from_arrays`),
+    stacked into arrays. ``corrupted`` is an optional boolean mask over the training items."""
     (x_tr, y_tr), (x_me, y_me), (x_te, y_te) = (
         _stack_dataset(ds, role) for role, ds in zip(ROLES, (train, meta, test))
     )
-    return problem_from_arrays(x_tr, y_tr, x_me, y_me, x_te, y_te, num_classes=num_classes, corrupted=corrupted, name=name)
+    return problem_from_arrays(x_tr, y_tr, x_me, y_me, x_te, y_te, num_classes=num_classes, corrupted=corrupted,
+                               name=name, task=task)

@@ -1,4 +1,5 @@
-"""Evaluation metrics: accuracy and how well weights single out the corrupted points."""
+"""Evaluation metrics: predictive scores by task (accuracy for classification, RMSE and MAE for
+regression) and how well weights single out the corrupted points."""
 
 from __future__ import annotations
 
@@ -15,6 +16,37 @@ def balanced_accuracy(probs_or_logits: np.ndarray, y: np.ndarray) -> float:
     """Mean over classes present in ``y`` of the per-class recall."""
     pred = np.argmax(probs_or_logits, axis=1)
     return float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
+
+
+def rmse(pred: np.ndarray, y: np.ndarray) -> float:
+    """Root mean squared error of predictive means ``pred`` (shape ``(n,)``) against targets ``y``."""
+    err = np.asarray(pred, dtype=np.float64).reshape(-1) - np.asarray(y, dtype=np.float64)
+    return float(np.sqrt(np.mean(np.square(err))))
+
+
+def mae(pred: np.ndarray, y: np.ndarray) -> float:
+    """Mean absolute error of predictive means ``pred`` (shape ``(n,)``) against targets ``y``."""
+    err = np.asarray(pred, dtype=np.float64).reshape(-1) - np.asarray(y, dtype=np.float64)
+    return float(np.mean(np.abs(err)))
+
+
+def predictive_scores(pred: np.ndarray, y: np.ndarray, task: str) -> dict[str, float]:
+    """The test metrics of a predictive summary ``pred`` against the targets ``y``.
+
+    ``task="classification"``: ``pred`` holds class probabilities (or logits), shape ``(n, C)``;
+    returns ``{"test_accuracy", "balanced_accuracy"}``. ``task="regression"``: ``pred`` holds
+    predictive means, shape ``(n,)``; returns ``{"test_rmse", "test_mae"}``."""
+    if task == "classification":
+        return {"test_accuracy": accuracy(pred, y), "balanced_accuracy": balanced_accuracy(pred, y)}
+    if task == "regression":
+        return {"test_rmse": rmse(pred, y), "test_mae": mae(pred, y)}
+    raise ValueError(f"unknown task {task!r}; expected 'classification' or 'regression'")
+
+
+def trace_score(pred: np.ndarray, y: np.ndarray, task: str) -> float:
+    """The one number a training trace records: the test accuracy (classification; ``pred`` may
+    be logits) or the test RMSE (regression)."""
+    return accuracy(pred, y) if task == "classification" else rmse(pred, y)
 
 
 def selection_auroc(weights: np.ndarray, corrupted: np.ndarray) -> float | None:

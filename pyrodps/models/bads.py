@@ -34,6 +34,7 @@ from pyrodps.models.data import Batch
 from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Likelihood
 from pyrodps.models.normaliser import check_log_z
+from pyrodps.models.pieces import checked
 from pyrodps.models.priors import IsotropicGaussian, ThetaPrior, UniformWeight, WeightPrior
 from pyrodps.models.weight_net import WeightNet
 
@@ -95,11 +96,11 @@ class BADSModel:
         if num_meta < 1:
             raise ValidationError("num_meta", "the meta set is empty: BADS needs at least one clean example")
         self.net = net
-        self.likelihood = likelihood
+        self.likelihood = checked(likelihood, "likelihood")
         self.num_train = int(num_train)
         self.num_meta = int(num_meta)
-        self.theta_prior = theta_prior if theta_prior is not None else IsotropicGaussian(1.0)
-        self.weight_prior = weight_prior if weight_prior is not None else UniformWeight()
+        self.theta_prior = checked(theta_prior if theta_prior is not None else IsotropicGaussian(1.0), "θ prior")
+        self.weight_prior = checked(weight_prior if weight_prior is not None else UniformWeight(), "weight prior")
         self.rho_theta = check_positive("rho_theta", rho_theta)
         self.rho_meta = check_positive("rho_meta", rho_meta)
         self.log_z = check_log_z(log_z)

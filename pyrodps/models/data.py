@@ -57,6 +57,8 @@ class Batch:
 class MinibatchStream:
     """Joint train/meta minibatches for the BADS kernel."""
 
+    snapshot_exclude = ("data",)  # a checkpoint saves the streams' positions, not the data set
+
     def __init__(
         self,
         data: SelectionData,

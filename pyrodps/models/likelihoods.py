@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from pyrodps.errors import ValidationError, check_positive
+from pyrodps.plugins import build
 
 
 class Likelihood(ABC):
@@ -131,3 +132,15 @@ class Gaussian(Likelihood):
 
     def __repr__(self) -> str:
         return f"Gaussian(scale={self.scale})"
+
+
+LIKELIHOODS: dict[str, type[Likelihood]] = {"categorical": Categorical, "gaussian": Gaussian}
+
+
+def make_likelihood(spec: str | type[Likelihood], *, num_classes: int | None = None, **kwargs: object) -> Likelihood:
+    """Build a likelihood from a name of :data:`LIKELIHOODS`, ``module.path:ClassName`` or
+    ``path/to/file.py:ClassName`` (a :class:`Likelihood` subclass) and its options. ``num_classes``
+    (from the data) goes only to a constructor that names it. Errors name ``likelihood`` (the spec) or
+    ``likelihood_kwargs`` (the options)."""
+    injected = {} if num_classes is None else {"num_classes": num_classes}
+    return build(spec, kwargs, LIKELIHOODS, Likelihood, "likelihood", **injected)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import torch
 from torch import nn
 
 from pyrodps.errors import ValidationError
+
+if TYPE_CHECKING:
+    from pyrodps.models.problem import SelectionProblem
 
 
 def check_hidden_sizes(argument: str, hidden: object) -> tuple[int, ...]:
@@ -72,3 +78,25 @@ def network_for(input_shape: tuple[int, ...], out_features: int, hidden: tuple[i
     if len(input_shape) == 3 and input_shape[1] == input_shape[2]:
         return small_cnn(input_shape[0], out_features, input_shape[1])
     raise ValueError(f"no default network for inputs of shape {input_shape}; pass net=...")
+
+
+def input_family(problem: SelectionProblem) -> str:
+    """``"vector"``, ``"sequence"`` or ``"image"`` from the shape of one training input."""
+    return {1: "vector", 2: "sequence"}.get(problem.x_train.ndim - 1, "image")
+
+
+def default_network(
+    problem: SelectionProblem, hidden: tuple[int, ...], seed: int, out_features: int | None = None
+) -> nn.Module:
+    """The network chosen from the input shape (:func:`network_for`: MLP for vectors, small CNN for
+    sequences and images), initialised from ``seed`` (the global torch generator is left as it was).
+    ``out_features`` defaults to the problem's number of classes, or 1 for regression (the
+    ``output_dim`` of :func:`~pyrodps.models.problem.default_likelihood`)."""
+    if out_features is None:
+        out_features = 1 if problem.num_classes is None else int(problem.num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            return network_for(tuple(problem.x_train.shape[1:]), out_features, hidden)
+        except ValueError as e:
+            raise ValidationError("x_train", str(e)) from None

@@ -9,6 +9,13 @@ Weights live on the unit interval, ``w = sigmoid(u)``, and the sampler moves the
     log p_u(u) = log p_w(sigmoid(u)) + log sigmoid(u) + log sigmoid(-u)
 
 since ``dw/du = w (1 - w)``.
+
+A weight prior that gives only :meth:`WeightPrior.distribution` gets ``log p_u`` from
+:func:`generic_log_prob_u`, which is evaluated in float64 and extends the density into the tails as
+a power law, so it stays finite and accurate far beyond where ``sigmoid(u)`` rounds to 0 or 1.
+
+Both kinds of prior are named by :func:`make_theta_prior` / :func:`make_weight_prior` with a registry
+name, ``module.path:ClassName`` or ``path/to/file.py:ClassName`` (see :mod:`pyrodps.plugins`).
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from torch.distributions import constraints
-from torch.distributions.transforms import SigmoidTransform
 
-from pyrodps.errors import ValidationError, check_fraction, check_positive
+from pyrodps.errors import check_fraction, check_positive
+from pyrodps.plugins import build
 
 if TYPE_CHECKING:
     from pyrodps.models.layout import ParamLayout
@@ -137,56 +144,157 @@ def calibrated_scale(weight_decay: float, rho_theta: float, num_train: int) -> f
     return 1.0 / math.sqrt(weight_decay * check_positive("rho_theta", rho_theta) * num_train)
 
 
-THETA_PRIORS = ("isotropic", "fan-in", "calibrated")
+class CalibratedGaussian(IsotropicGaussian):
+    """``N(0, s² I)`` with ``s = 1 / sqrt(λ ρ_θ N)`` from :func:`calibrated_scale`: the isotropic prior
+    that acts like weight decay ``λ`` on a mean loss. ``rho_theta`` and ``num_train`` are supplied by
+    pyrodps (:func:`make_theta_prior`), not by the user."""
+
+    def __init__(self, weight_decay: float = 5e-4, *, rho_theta: float, num_train: int) -> None:
+        self.weight_decay = check_positive("weight_decay", weight_decay)
+        super().__init__(calibrated_scale(self.weight_decay, rho_theta, num_train))
+
+    def __repr__(self) -> str:
+        return f"CalibratedGaussian(weight_decay={self.weight_decay}, scale={self.scale})"
 
 
-def make_theta_prior(name: str, *, rho_theta: float, num_train: int, **kwargs: float) -> ThetaPrior:
-    """Build a network prior by name:
+THETA_PRIORS: dict[str, type[ThetaPrior]] = {
+    "isotropic": IsotropicGaussian,
+    "fan-in": FanInGaussian,
+    "calibrated": CalibratedGaussian,
+}
+
+
+def make_theta_prior(spec: str | type[ThetaPrior], *, rho_theta: float, num_train: int,
+                     **kwargs: object) -> ThetaPrior:
+    """Build a network prior from a name of :data:`THETA_PRIORS`, ``module.path:ClassName`` or
+    ``path/to/file.py:ClassName`` (a :class:`ThetaPrior` subclass) and its options:
 
     * ``"isotropic"`` (``scale``, default 1): ``N(0, scale² I)``;
     * ``"fan-in"`` (``gain``, default 1): :class:`FanInGaussian`, variance ``gain / fan_in`` per layer;
-    * ``"calibrated"`` (``weight_decay``, default 5e-4): ``N(0, s² I)`` with ``s`` from
-      :func:`calibrated_scale`, the prior that matches weight decay ``λ`` relative to ``ρ_θ`` and ``N``.
+    * ``"calibrated"`` (``weight_decay``, default 5e-4): :class:`CalibratedGaussian`, ``N(0, s² I)``
+      with ``s`` from :func:`calibrated_scale`, the prior that matches weight decay ``λ`` relative to
+      ``ρ_θ`` and ``N``.
+
+    ``rho_theta`` and ``num_train`` go to any constructor that names them. Errors name
+    ``theta_prior`` (the spec) or ``theta_prior_kwargs`` (the options).
     """
-    accepted = {"isotropic": ("scale",), "fan-in": ("gain",), "calibrated": ("weight_decay",)}
-    if name not in accepted:
-        raise ValidationError("theta_prior", f"unknown prior {name!r}; choose one of {', '.join(THETA_PRIORS)}")
-    unknown = sorted(set(kwargs) - set(accepted[name]))
-    if unknown:
-        raise ValidationError("theta_prior_kwargs", f"{name!r} takes {', '.join(accepted[name])}; "
-                              f"got unknown {', '.join(map(repr, unknown))}")
-    if name == "isotropic":
-        return IsotropicGaussian(kwargs.get("scale", 1.0))
-    if name == "fan-in":
-        return FanInGaussian(kwargs.get("gain", 1.0))
-    return IsotropicGaussian(calibrated_scale(kwargs.get("weight_decay", 5e-4), rho_theta, num_train))
+    return build(spec, kwargs, THETA_PRIORS, ThetaPrior, "theta_prior", rho_theta=rho_theta, num_train=num_train)
 
 
 # ----------------------------------------------------------------------------- weight priors
+# The generic path evaluates p_w directly for u in [-100, 20] at most (where float64 holds w and 1 - w
+# well) and as a power law beyond; MARGIN steps are kept from where it stops being finite.
+_PROBE_LOW, _PROBE_HIGH, _MARGIN = 100, 20, 2
+
+
+def generic_log_prob_u(distribution: dist.Distribution, u: torch.Tensor) -> torch.Tensor:
+    """``log p_u(u) = log p_w(sigmoid(u)) + log sigmoid(u) + log sigmoid(-u)`` for any ``p_w`` on
+    ``(0, 1)``, finite for all finite ``u``; elementwise, differentiable, in ``u``'s dtype.
+
+    A float32 ``sigmoid(u)`` rounds to 1 for ``u > 17``, and ``log p_w`` underflows inside
+    ``distribution.log_prob`` long before ``w`` rounds to 0 (torch's float32 Kumaraswamy is ``-inf``
+    below ``w = 1e-4``, ``u = -9``): that is where BADS drives bad points. So:
+
+    * everything is evaluated in float64, the Jacobian as ``log sigmoid(±u)``;
+    * ``log p_w`` is evaluated directly on ``[u_lo, u_hi]``: the run of integer ``u`` in ``[-100, 20]``
+      around 0 where it is finite, less two steps at an end where it stops being finite (float64
+      holds ``w`` to 16 digits at any size, ``1 - w`` only to ``1.1e-16`` absolute: at ``u = 20``,
+      ``1 - w = 2e-9`` carries a relative error of 5e-8);
+    * beyond ``u_lo`` it continues as a power law in ``w``, beyond ``u_hi`` as one in ``1 - w``:
+      ``log p_w(w) = log p_w(w_hi) + s_hi (log(1 - w) - log(1 - w_hi))``, the exponent ``s`` the slope
+      between the two outermost integer ``u``. Beta and Kumaraswamy behave so at the ends up to terms
+      of order ``(1 - w_hi)`` (Kumaraswamy: ``w_lo^a``), so the tails are accurate to about 1e-6 over
+      ``[-100, 80]`` for ordinary parameters (a Kumaraswamy ``a = 0.5``: 1e-5).
+
+    A density not finite at ``w = 1/2`` is evaluated directly everywhere (no tails).
+    """
+    u64 = u.to(torch.float64)
+    jacobian = F.logsigmoid(u64) + F.logsigmoid(-u64)
+    probe = torch.arange(-_PROBE_LOW, _PROBE_HIGH + 1, dtype=torch.float64, device=u.device)
+    with torch.no_grad():
+        lp = distribution.log_prob(torch.sigmoid(probe)).to(torch.float64).expand(probe.shape)
+    finite = torch.isfinite(lp).tolist()
+    mid, last = _PROBE_LOW, _PROBE_LOW + _PROBE_HIGH
+    if not finite[mid]:
+        return (distribution.log_prob(torch.sigmoid(u64)) + jacobian).to(u.dtype)
+    lo = hi = mid
+    while lo > 0 and finite[lo - 1]:
+        lo -= 1
+    while hi < last and finite[hi + 1]:
+        hi += 1
+    if lo > 0:
+        lo += _MARGIN
+    if hi < last:
+        hi -= _MARGIN
+    low_tail, high_tail = lo < mid, hi > mid
+    u_lo = float(probe[lo]) if low_tail else -math.inf
+    u_hi = float(probe[hi]) if high_tail else math.inf
+    value = distribution.log_prob(torch.sigmoid(u64.clamp(u_lo, u_hi))).to(torch.float64)
+    if low_tail:  # log p_w = c + s log w
+        lw = F.logsigmoid(probe[lo : lo + 2])
+        slope = (lp[lo + 1] - lp[lo]) / (lw[1] - lw[0])
+        value = torch.where(u64 < u_lo, lp[lo] + slope * (F.logsigmoid(u64) - lw[0]), value)
+    if high_tail:  # log p_w = c + s log(1 - w)
+        l1w = F.logsigmoid(-probe[hi - 1 : hi + 1])
+        slope = (lp[hi - 1] - lp[hi]) / (l1w[0] - l1w[1])
+        value = torch.where(u64 > u_hi, lp[hi] + slope * (F.logsigmoid(-u64) - l1w[1]), value)
+    return (value + jacobian).to(u.dtype)
+
+
+class UnconstrainedWeight(dist.TorchDistribution):
+    """The distribution of ``u = logit(w)`` for ``w ~ base`` on ``(0, 1)``: Pyro's pushforward
+    ``TransformedDistribution(base, [SigmoidTransform().inv])``, with the density of
+    :func:`generic_log_prob_u` (finite where the float32 pushforward is ``-inf`` or NaN)."""
+
+    arg_constraints: ClassVar[dict] = {}
+    support = constraints.real
+    has_rsample = False
+
+    def __init__(self, base: dist.Distribution, validate_args: bool | None = None) -> None:
+        self.base = base
+        super().__init__(batch_shape=base.batch_shape, event_shape=torch.Size(), validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        return dist.ExpandedDistribution(self, batch_shape)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        return generic_log_prob_u(self.base, value)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008 (torch's signature)
+        with torch.no_grad():
+            w = self.base.sample(sample_shape).to(torch.float64)
+            eps = torch.finfo(torch.float64).eps
+            return torch.logit(w.clamp(eps, 1.0 - eps)).to(torch.get_default_dtype())
+
+
 class WeightPrior(ABC):
-    """A prior ``p(w)`` on one instance weight ``w ∈ (0, 1)``."""
+    """A prior ``p(w)`` on one instance weight ``w ∈ (0, 1)``.
+
+    Only :meth:`distribution` is required; :meth:`log_prob_u` and :meth:`grad_log_prob_u` then come from
+    :func:`generic_log_prob_u` (float64, finite for all ``u``). Closed forms are faster.
+    """
 
     @abstractmethod
     def distribution(self) -> dist.Distribution:
         """``p(w)`` as a Pyro distribution with support ``(0, 1)`` (used by the Pyro model)."""
 
     def log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
-        """``log p_u(u) = log p_w(sigmoid(u)) + log sigmoid(u) + log sigmoid(-u)``, elementwise.
-
-        Subclasses override this with a form that stays finite where ``sigmoid(u)`` rounds to 0 or 1.
-        """
-        w = torch.sigmoid(u)
-        return self.distribution().log_prob(w) + F.logsigmoid(u) + F.logsigmoid(-u)
+        """``log p_u(u) = log p_w(sigmoid(u)) + log sigmoid(u) + log sigmoid(-u)``, elementwise, in
+        ``u``'s dtype (generic: :func:`generic_log_prob_u`; subclasses may give a closed form)."""
+        return generic_log_prob_u(self.distribution(), u)
 
     def grad_log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
-        """``d log p_u(u) / du``, elementwise (autograd by default; subclasses give the closed form)."""
+        """``d log p_u(u) / du``, elementwise, in ``u``'s dtype (autograd in float64 by default;
+        subclasses give the closed form)."""
         with torch.enable_grad():
-            t = u.detach().requires_grad_(True)
-            return torch.autograd.grad(self.log_prob_u(t).sum(), t)[0]
+            t = u.detach().to(torch.float64).requires_grad_(True)
+            return torch.autograd.grad(self.log_prob_u(t).sum(), t)[0].to(u.dtype)
 
     def u_distribution(self) -> dist.Distribution:
-        """The distribution of ``u = logit(w)``: ``p(w)`` pushed through the inverse sigmoid."""
-        return dist.TransformedDistribution(self.distribution(), [SigmoidTransform().inv])
+        """The distribution of ``u = logit(w)``: ``p(w)`` pushed through the inverse sigmoid, its density
+        from :meth:`distribution` by :func:`generic_log_prob_u` (not from a closed-form
+        :meth:`log_prob_u`, so the Pyro model checks the closed form)."""
+        return UnconstrainedWeight(self.distribution())
 
     def sample_u(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
         """Draw ``u`` from the prior, reproducibly from ``generator``: by inverse CDF where the prior
@@ -322,20 +430,66 @@ class TruncatedGaussianWeight(WeightPrior):
         return f"TruncatedGaussianWeight(beta={self.beta}, sigma={self.sigma})"
 
 
-WEIGHT_PRIORS = {"uniform": UniformWeight, "beta": BetaWeight, "truncated-gaussian": TruncatedGaussianWeight}
+def _log1mexp(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 - exp(x))`` for ``x <= 0``, accurate at both ends (Mächler 2012); NaN-free gradients."""
+    near = x > -math.log(2.0)
+    return torch.where(near, torch.log(-torch.expm1(x.clamp(min=-math.log(2.0)))),
+                       torch.log1p(-torch.exp(x.clamp(max=-math.log(2.0)))))
 
 
-def make_weight_prior(name: str, **kwargs: float) -> WeightPrior:
-    """Build a weight prior by name (``uniform``, ``beta``, ``truncated-gaussian``)."""
-    if name not in WEIGHT_PRIORS:
-        raise ValidationError("weight_prior", f"unknown prior {name!r}; choose one of {', '.join(WEIGHT_PRIORS)}")
-    import inspect
+class KumaraswamyWeight(WeightPrior):
+    """``p(w) = Kumaraswamy(w; a, b) = a b w^(a-1) (1 - w^a)^(b-1)``, a Beta look-alike with a closed-form
+    CDF ``1 - (1 - w^a)^b``. With ``w^a = exp(a log sigmoid(u))``:
 
-    accepted = inspect.signature(WEIGHT_PRIORS[name]).parameters
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValidationError(
-            "weight_prior_kwargs",
-            f"{name!r} takes {', '.join(accepted) or 'no options'}; got unknown {', '.join(map(repr, unknown))}",
-        )
-    return WEIGHT_PRIORS[name](**kwargs)
+        log p_u(u) = log(a b) + a log sigmoid(u) + log sigmoid(-u) + (b - 1) log(1 - w^a)
+        d/du       = a (1 - w) - w - (b - 1) a (1 - w) / (w^(-a) - 1),   w^(-a) - 1 = expm1(a softplus(-u))
+
+    evaluated in float64 (finite for ``|u|`` up to about 700) and returned in ``u``'s dtype.
+    """
+
+    def __init__(self, a: float = 2.0, b: float = 2.0) -> None:
+        self.a = check_positive("kumaraswamy_a", a)
+        self.b = check_positive("kumaraswamy_b", b)
+        self._log_ab = math.log(self.a) + math.log(self.b)
+
+    def distribution(self) -> dist.Distribution:
+        return dist.Kumaraswamy(self.a, self.b)
+
+    def log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        u64 = u.to(torch.float64)
+        log_w = F.logsigmoid(u64)
+        value = self._log_ab + self.a * log_w + F.logsigmoid(-u64)
+        if self.b != 1.0:
+            value = value + (self.b - 1.0) * _log1mexp(self.a * log_w)
+        return value.to(u.dtype)
+
+    def grad_log_prob_u(self, u: torch.Tensor) -> torch.Tensor:
+        u64 = u.detach().to(torch.float64).clamp(-700.0, 700.0)  # the asymptotes a and -b beyond
+        w, one_minus_w = torch.sigmoid(u64), torch.sigmoid(-u64)
+        grad = self.a * one_minus_w - w
+        if self.b != 1.0:
+            grad = grad - (self.b - 1.0) * self.a * one_minus_w / torch.expm1(self.a * F.softplus(-u64))
+        return grad.to(u.dtype)
+
+    def icdf(self, q: torch.Tensor) -> torch.Tensor:
+        """``(1 - (1 - q)^(1/b))^(1/a)``."""
+        return (-torch.expm1(torch.log1p(-q) / self.b)).pow(1.0 / self.a)
+
+    def __repr__(self) -> str:
+        return f"KumaraswamyWeight(a={self.a}, b={self.b})"
+
+
+WEIGHT_PRIORS: dict[str, type[WeightPrior]] = {
+    "uniform": UniformWeight,
+    "beta": BetaWeight,
+    "truncated-gaussian": TruncatedGaussianWeight,
+    "kumaraswamy": KumaraswamyWeight,
+}
+
+
+def make_weight_prior(spec: str | type[WeightPrior], **kwargs: object) -> WeightPrior:
+    """Build a weight prior from a name of :data:`WEIGHT_PRIORS` (``uniform``, ``beta``,
+    ``truncated-gaussian``, ``kumaraswamy``), ``module.path:ClassName`` or ``path/to/file.py:ClassName``
+    (a :class:`WeightPrior` subclass) and its options. Errors name ``weight_prior`` (the spec) or
+    ``weight_prior_kwargs`` (the options); a constructor's own check names its argument."""
+    return build(spec, kwargs, WEIGHT_PRIORS, WeightPrior, "weight_prior")

@@ -1,4 +1,10 @@
-"""A selection problem as arrays: a dirty train set, a clean meta set, a test set."""
+"""A selection problem as arrays: a dirty train set, a clean meta set, a test set.
+
+A problem is a classification problem (``num_classes`` an integer >= 2, integer labels in
+``[0, num_classes)``) or a regression problem (``num_classes=None``, one-dimensional finite
+floating-point targets); :attr:`SelectionProblem.task` says which, and :func:`default_likelihood`
+gives the observation model every method uses unless told otherwise.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyrodps.errors import ValidationError
+from pyrodps.models.likelihoods import Categorical, Gaussian, Likelihood
+
+TASKS = ("classification", "regression")
 
 
 @dataclass
 class SelectionProblem:
-    """Train/meta/test arrays. ``corrupted`` (bool per train point: label or input changed) and
-    ``minority`` (bool per train point: member of a minority class in an imbalance scenario) are
-    ground truth kept for evaluation only; the samplers never see them."""
+    """Train/meta/test arrays. ``num_classes`` is the number of classes, or ``None`` for a regression
+    problem (float targets). ``corrupted`` (bool per train point: label, target or input changed)
+    and ``minority`` (bool per train point: member of a minority class in an imbalance scenario)
+    are ground truth kept for evaluation only; the samplers never see them."""
 
     name: str
     x_train: np.ndarray
@@ -22,12 +32,17 @@ class SelectionProblem:
     y_meta: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    num_classes: int
+    num_classes: int | None
     corrupted: np.ndarray | None = None
     minority: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         validate_problem(self)
+
+    @property
+    def task(self) -> str:
+        """``"classification"`` (``num_classes`` set) or ``"regression"`` (``num_classes=None``)."""
+        return "regression" if self.num_classes is None else "classification"
 
     @property
     def num_train(self) -> int:
@@ -47,7 +62,26 @@ class SelectionProblem:
         return out
 
 
-def _check_xy(x: np.ndarray, y: np.ndarray, xname: str, yname: str, num_classes: int, allow_empty: bool = False) -> None:
+def default_likelihood(problem: SelectionProblem) -> Likelihood:
+    """The observation model of ``problem``: ``Categorical(num_classes)`` for classification, and for
+    regression ``Gaussian(s)`` with ``s`` the sample standard deviation (``ddof=1``) of the clean
+    meta set's targets (1.0 when it has fewer than two points or they are all equal).
+
+    Why that scale: the meta targets are the only sample of targets known to be clean (the training
+    targets are inflated by the very outliers to be found), their standard deviation is the residual
+    scale of the best constant predictor, i.e. an upper bound on the noise of any useful model, and
+    it follows the units of ``y`` (rescaling the targets rescales ``s``), so no data set needs its
+    own setting; on standardised targets it is about 1. It is a deliberately conservative (wide)
+    choice: a network's residuals on clean points are smaller, so a point's loss measures its
+    squared residual in units of the target spread."""
+    if problem.num_classes is not None:
+        return Categorical(int(problem.num_classes))
+    y = np.asarray(problem.y_meta, dtype=np.float64)
+    scale = float(y.std(ddof=1)) if y.shape[0] >= 2 else 0.0
+    return Gaussian(scale if scale > 0.0 else 1.0)
+
+
+def _check_xy(x: np.ndarray, y: np.ndarray, xname: str, yname: str, num_classes: int | None) -> None:
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.number):
         raise ValidationError(xname, f"must be a numeric numpy array, got {type(x).__name__}")
     if not isinstance(y, np.ndarray):
@@ -58,20 +92,32 @@ def _check_xy(x: np.ndarray, y: np.ndarray, xname: str, yname: str, num_classes:
         raise ValidationError(yname, f"must be one-dimensional, got shape {y.shape}")
     if x.shape[0] != y.shape[0]:
         raise ValidationError(yname, f"has {y.shape[0]} entries but {xname} has {x.shape[0]} rows")
-    if x.shape[0] == 0 and not allow_empty:
+    if x.shape[0] == 0:
         raise ValidationError(xname, "is empty")
     if not np.all(np.isfinite(x)):
         raise ValidationError(xname, "contains NaN or infinite values")
+    if num_classes is None:
+        if not np.issubdtype(y.dtype, np.floating):
+            raise ValidationError(
+                yname, f"regression targets (num_classes=None) must be floating point, got dtype {y.dtype}"
+            )
+        if not np.all(np.isfinite(y)):
+            raise ValidationError(yname, "contains NaN or infinite values")
+        return
     if not np.issubdtype(y.dtype, np.integer):
         raise ValidationError(yname, f"class labels must be integers, got dtype {y.dtype}")
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
+    if y.min() < 0 or y.max() >= num_classes:
         raise ValidationError(yname, f"labels must lie in [0, {num_classes}), got range [{y.min()}, {y.max()}]")
 
 
 def validate_problem(p: SelectionProblem) -> None:
     """Raise :class:`ValidationError` naming the first bad array."""
-    if isinstance(p.num_classes, bool) or not isinstance(p.num_classes, (int, np.integer)) or p.num_classes < 2:
-        raise ValidationError("num_classes", f"must be an integer >= 2, got {p.num_classes!r}")
+    if p.num_classes is not None and (
+        isinstance(p.num_classes, bool) or not isinstance(p.num_classes, (int, np.integer)) or p.num_classes < 2
+    ):
+        raise ValidationError(
+            "num_classes", f"must be an integer >= 2, or None for regression, got {p.num_classes!r}"
+        )
     _check_xy(p.x_train, p.y_train, "x_train", "y_train", p.num_classes)
     if not isinstance(p.x_meta, np.ndarray) or p.x_meta.shape[0] == 0:
         raise ValidationError("x_meta", "the meta set is empty: BADS needs at least one clean example")

@@ -63,8 +63,8 @@ def _fields(obj: Any) -> dict[str, Any]:
 
 def snapshot(obj: Any) -> Any:
     """A detached CPU copy of ``obj``'s state: tensors cloned, generators as their state, numbers
-    kept, the attributes of dataclasses and plain objects walked recursively. Attributes holding a
-    data set (:class:`~pyrodps.models.bads.SelectionData`) or a device are not state and are skipped."""
+    kept, the attributes of dataclasses and plain objects walked recursively. Attributes a class names in
+    ``snapshot_exclude`` (a data set) and devices are not state and are skipped."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, torch.Generator):
@@ -77,14 +77,14 @@ def snapshot(obj: Any) -> Any:
         return [snapshot(v) for v in obj]
     if isinstance(obj, dict):
         return {k: snapshot(v) for k, v in obj.items()}
-    return {"__object__": {k: snapshot(v) for k, v in _fields(obj).items() if not _is_data(k, v)}}
+    skip = getattr(type(obj), "snapshot_exclude", ())
+    return {"__object__": {k: snapshot(v) for k, v in _fields(obj).items() if not _is_data(k, v, skip)}}
 
 
-def _is_data(name: str, value: Any) -> bool:
-    """Attributes that hold data sets or devices rather than state: not saved."""
-    from pyrodps.models.data import SelectionData
-
-    return isinstance(value, (SelectionData, torch.device)) or name == "device"
+def _is_data(name: str, value: Any, skip: tuple[str, ...]) -> bool:
+    """Attributes that hold data or devices rather than state: not saved. A class lists its data
+    attributes in ``snapshot_exclude`` (a batch stream: its data set)."""
+    return name in skip or isinstance(value, torch.device) or name == "device"
 
 
 def restore_(obj: Any, snap: Any) -> Any:

@@ -3,7 +3,7 @@
 Chains run **one after another** (chain ``k`` is seeded from ``(seed, k)``), so a K-chain run
 costs K times one chain and a CPU run is reproducible bit for bit.
 
-What else a run accumulates (weight statistics, a posterior-predictive sum, per-draw diagnostics)
+What else a run accumulates (online statistics, a posterior-predictive sum, per-draw summaries)
 comes from observers (:mod:`pyrodps.run.observers`); the driver knows kernels only through
 ``init`` / ``step`` / ``site`` (:class:`pyrodps.sgmcmc.Kernel`) and, when they have them, the
 kernel's hyper-state (``state_dict`` / ``load_state_dict``, e.g. a backed-off step size) and
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from pyrodps.errors import ValidationError, check_positive_int
+from pyrodps.errors import PieceError, ValidationError, check_positive_int
 from pyrodps.run.checkpoint import Checkpointer, restore_, snapshot
 from pyrodps.run.draw_store import DrawStore
 from pyrodps.run.guard import (
@@ -201,7 +201,11 @@ def sample(
             keep = t >= burn_in and (t - burn_in) % thin == 0
             warm = bool(warmup_track) and t < burn_in and t % thin == 0
             report = progress and (t % 50 == 0 or t == num_steps - 1)
-            state, info = kernel.step(live.state, live.batches.next(), keep or report or warm)
+            try:
+                state, info = kernel.step(live.state, live.batches.next(), keep or report or warm)
+            except PieceError as e:  # a user's piece failed: name it, the chain and the step
+                hint = "" if checkpoint is None else f" The last good checkpoint is {checkpoint.path}."
+                raise DivergenceError(chain, t, e.role, current_step_size(kernel, t), hint, piece=e) from e
             live.state = state
             save = checkpoint is not None and ((t + 1) % checkpoint.every == 0 or t == num_steps - 1)
             snap = good is not None and (t + 1) % guard.snapshot_every == 0

@@ -23,7 +23,13 @@ from dataclasses import dataclass
 
 import torch
 
-from pyrodps.errors import PyrodpsError, ValidationError, check_choice, check_positive_int
+from pyrodps.errors import (
+    PieceError,
+    PyrodpsError,
+    ValidationError,
+    check_choice,
+    check_positive_int,
+)
 
 GUARD_ACTIONS = ("raise", "backoff")
 
@@ -31,9 +37,13 @@ GUARD_ACTIONS = ("raise", "backoff")
 class DivergenceError(PyrodpsError, FloatingPointError):
     """The sampler produced a non-finite value."""
 
-    def __init__(self, chain: int, step: int, quantity: str, step_size: float | None, hint: str = "") -> None:
-        self.chain, self.step, self.quantity, self.step_size = chain, step, quantity, step_size
+    def __init__(self, chain: int, step: int, quantity: str, step_size: float | None, hint: str = "",
+                 piece: PieceError | None = None) -> None:
+        self.chain, self.step, self.quantity, self.step_size, self.piece = chain, step, quantity, step_size, piece
         size = "unknown" if step_size is None else f"{step_size:.3g}"
+        if piece is not None:  # a user's prior, likelihood or sampler failed
+            super().__init__(f"the sampler stopped at step {step} of chain {chain} (step size {size}): {piece}.{hint}")
+            return
         super().__init__(
             f"the sampler diverged at step {step} of chain {chain}: {quantity} is not finite "
             f"(step size {size}). Lower the step size, or back it off automatically with "

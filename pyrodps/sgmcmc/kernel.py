@@ -18,7 +18,13 @@ from typing import Any, Generic, Protocol, TypeVar
 import torch
 
 from pyrodps.errors import check_positive
-from pyrodps.sgmcmc.integrators import Integrator, PSGLDIntegrator, RMSprop, SGLDIntegrator, clip_norm_
+from pyrodps.sgmcmc.integrators import (
+    Integrator,
+    PSGLDIntegrator,
+    RMSprop,
+    SGLDIntegrator,
+    clip_norm_,
+)
 from pyrodps.sgmcmc.schedules import ScalableStepSizes, Schedule, as_schedule
 
 S = TypeVar("S")

@@ -117,16 +117,16 @@ def weight_block_update_(
     u: torch.Tensor, idx: torch.Tensor, *, step_size: float, temperature: float, rho_theta: float,
     noise: torch.Tensor | torch.Generator | NoiseKey, grad_base: torch.Tensor,
     nll: torch.Tensor | None = None, companion_nll: torch.Tensor | None = None,
-    stats=None, backend: str | None = None, block: int | None = None,
+    backend: str | None = None, block: int | None = None,
 ) -> torch.Tensor:
-    """In place on the table ``u`` (and ``stats``, an ``OnlineWeightStats``): for the distinct
+    """In place on the table ``u``: for the distinct
     ``i ∈ idx``, ``u_i ← u_i + (ε/2) g_i + sqrt(εT) ξ_i`` with
-    ``g_i = grad_base_i - ρ_θ l_i w_i(1-w_i) + ρ_θ l'_i w_i(1-w_i)``, ``w_i = sigmoid(u_i)``, then the
-    visit statistics of the new weights. Returns the batch's new weights."""
+    ``g_i = grad_base_i - ρ_θ l_i w_i(1-w_i) + ρ_θ l'_i w_i(1-w_i)``, ``w_i = sigmoid(u_i)``. Returns the
+    batch's new weights."""
     if resolve_backend(backend, u.device) == "torch":
         xi = _noise_tensor(noise, idx.shape, u.dtype, u.device)
         return reference.weight_block_update_(u, idx, xi, step_size, temperature, rho_theta, grad_base=grad_base,
-                                              nll=nll, companion_nll=companion_nll, stats=stats)
+                                              nll=nll, companion_nll=companion_nll)
     mod = _triton_module()
     kw = {} if block is None else {"block": block}
     kw["grad_base"] = grad_base.contiguous()
@@ -134,8 +134,6 @@ def weight_block_update_(
         kw.update(seed=noise.seed, step=noise.step, stream=noise.stream)
     else:
         kw["noise"] = _noise_tensor(noise, idx.shape, u.dtype, u.device).contiguous()
-    if stats is not None:
-        kw["stats"] = (stats.count, stats.total, stats.total_sq)
     return mod.weight_block_update_triton_(
         u, idx.contiguous(), step_size, temperature, rho_theta,
         nll=None if nll is None else nll.contiguous(),

@@ -108,14 +108,12 @@ def weight_block_update_(
     grad_base: torch.Tensor,
     nll: torch.Tensor | None = None,
     companion_nll: torch.Tensor | None = None,
-    stats=None,
 ) -> torch.Tensor:
-    """In place on the table ``u`` (and on ``stats``), the weight-block update of the module
+    """In place on the table ``u``, the weight-block update of the module
     docstring for the distinct indices ``idx``; returns the batch's new weights ``sigmoid(u[idx])``.
 
     ``grad_base`` is the start of ``g_i`` (consumed), e.g. ``d log p_u(u_i) / du_i``.
     ``nll`` adds ``-ρ_θ l_i w_i (1 - w_i)``, ``companion_nll`` adds ``+ρ_θ l'_i w_i (1 - w_i)``.
-    ``stats`` is an :class:`~pyrodps.run.weight_stats.OnlineWeightStats` (or ``None``).
     """
     u_b = u.index_select(0, idx)
     grad = grad_base
@@ -128,7 +126,4 @@ def weight_block_update_(
     # ascent on log p(u_i | θ), i.e. a Langevin step on its negative
     u_new = langevin_step_(u_b, grad.neg_(), step_size, temperature, noise)
     u.index_copy_(0, idx, u_new)
-    w_new = torch.sigmoid(u_new)
-    if stats is not None:
-        stats.update(idx, w_new)
-    return w_new
+    return torch.sigmoid(u_new)

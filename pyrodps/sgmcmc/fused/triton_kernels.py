@@ -4,9 +4,8 @@
   (read θ, g, V; write θ, V: 20 bytes per float32 element for pSGLD, 12 for SGLD), the Gaussian
   noise made in-kernel or read from a passed-in tensor (+4 bytes per element).
 * :func:`weight_block_update_triton_`: the weight-table block step in one launch: gather ``u_i``,
-  the conditional gradient (passed in, plus the loss terms), the Langevin step, scatter back,
-  and the online statistics (``count``, ``total``, ``total_sq`` in float64; no atomics: the batch
-  indices are distinct).
+  the conditional gradient (passed in, plus the loss terms), the Langevin step, scatter back (no
+  atomics: the batch indices are distinct).
 
 In-kernel noise is the counter-based stream of :func:`.reference.philox_normal`: each program
 handles a ``[BLOCK/4, 4]`` tile whose row ``r`` is the Philox counter ``(r, step, stream)``, so an
@@ -78,10 +77,9 @@ def _sigmoid(u):
 
 
 @triton.jit(do_not_specialize=["seed", "step", "stream"])
-def _weight_kernel(u_ptr, idx_ptr, gbase_ptr, nll_ptr, cnll_ptr, noise_ptr, w_out_ptr, count_ptr, total_ptr,
-                   total_sq_ptr, b, half_eps, noise_scale, rho, seed, step, stream,
+def _weight_kernel(u_ptr, idx_ptr, gbase_ptr, nll_ptr, cnll_ptr, noise_ptr, w_out_ptr, b, half_eps, noise_scale, rho, seed, step, stream,
                    HAS_NLL: tl.constexpr, HAS_COMP: tl.constexpr,
-                   NOISE_IN: tl.constexpr, HAS_STATS: tl.constexpr, COMPUTE: tl.constexpr,
+                   NOISE_IN: tl.constexpr, COMPUTE: tl.constexpr,
                    BLOCK: tl.constexpr):
     rows = tl.program_id(0).to(tl.int64) * (BLOCK // 4) + tl.arange(0, BLOCK // 4)
     offs = rows[:, None] * 4 + tl.arange(0, 4)[None, :]
@@ -102,11 +100,6 @@ def _weight_kernel(u_ptr, idx_ptr, gbase_ptr, nll_ptr, cnll_ptr, noise_ptr, w_ou
     tl.store(u_ptr + i, u.to(u_ptr.dtype.element_ty), mask=mask)
     w = _sigmoid(u)
     tl.store(w_out_ptr + offs, w.to(w_out_ptr.dtype.element_ty), mask=mask)
-    if HAS_STATS:
-        w64 = w.to(tl.float64)
-        tl.store(count_ptr + i, tl.load(count_ptr + i, mask=mask) + 1.0, mask=mask)
-        tl.store(total_ptr + i, tl.load(total_ptr + i, mask=mask) + w64, mask=mask)
-        tl.store(total_sq_ptr + i, tl.load(total_sq_ptr + i, mask=mask) + w64 * w64, mask=mask)
 
 
 def _check_block(block: int) -> int:
@@ -142,10 +135,9 @@ def weight_block_update_triton_(
     u: torch.Tensor, idx: torch.Tensor, step_size: float, temperature: float, rho_theta: float, *,
     grad_base: torch.Tensor,
     nll: torch.Tensor | None = None, companion_nll: torch.Tensor | None = None,
-    noise: torch.Tensor | None = None, seed: int = 0, step: int = 0, stream: int = 0,
-    stats: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None, block: int = 256,
+    noise: torch.Tensor | None = None, seed: int = 0, step: int = 0, stream: int = 0, block: int = 256,
 ) -> torch.Tensor:
-    """In place on ``u`` (and the float64 ``stats = (count, total, total_sq)``), the weight-block
+    """In place on ``u``, the weight-block
     update of :func:`.reference.weight_block_update_` in one launch; returns the new batch weights."""
     b = idx.numel()
     for t in (grad_base, nll, companion_nll, noise):
@@ -154,15 +146,13 @@ def weight_block_update_triton_(
     if not u.is_contiguous() or not idx.is_contiguous():
         raise ValueError("u and idx must be contiguous")
     w_out = torch.empty(b, dtype=u.dtype, device=u.device)
-    count, total, total_sq = stats if stats is not None else (w_out, w_out, w_out)
     grid = (triton.cdiv(b, _check_block(block)),)
     _weight_kernel[grid](
         u, idx, grad_base, nll if nll is not None else w_out,
-        companion_nll if companion_nll is not None else w_out, noise if noise is not None else w_out, w_out,
-        count, total, total_sq, b, 0.5 * step_size, math.sqrt(step_size * temperature), rho_theta,
+        companion_nll if companion_nll is not None else w_out, noise if noise is not None else w_out, w_out, b, 0.5 * step_size, math.sqrt(step_size * temperature), rho_theta,
         int(seed), int(step), int(stream),
         HAS_NLL=nll is not None, HAS_COMP=companion_nll is not None,
-        NOISE_IN=noise is not None, HAS_STATS=stats is not None, COMPUTE=_COMPUTE.get(u.dtype, tl.float32),
+        NOISE_IN=noise is not None, COMPUTE=_COMPUTE.get(u.dtype, tl.float32),
         BLOCK=block,
     )
     return w_out
