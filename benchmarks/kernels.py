@@ -40,9 +40,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pyrodps.app.runner import machine_description
-from pyrodps.bads import BADSKernel
+from pyrodps.bads import BADSConfig
+from pyrodps.bads.build import assemble
 from pyrodps.io import write_json
-from pyrodps.models import BADSModel, Categorical, MinibatchStream, SelectionData
+from pyrodps.models import Categorical, MinibatchStream, SelectionData
 from pyrodps.models.networks import mlp
 from pyrodps.run import OnlineWeightStats
 from pyrodps.sgmcmc import RMSprop, fused
@@ -197,9 +198,9 @@ def bads_vs_sgd(hidden: tuple[int, ...], in_features: int, steps: int) -> dict:
 
     def bads(backend):
         torch.manual_seed(0)
-        model = BADSModel(mlp(in_features, 10, hidden).cuda(), Categorical(10), n, m, rho_theta=80.0)
-        kernel = BADSKernel(model, step_size=2e-4, weight_step_size=0.5, temperature=0.1,
-                            preconditioner=RMSprop(), backend=backend)
+        # the default config with the Langevin weight block (the one with a fused Triton kernel)
+        cfg = BADSConfig(weight_update="langevin", weight_step_size=0.5, batch_size=128).resolved_for("vector", n, m)
+        model, kernel = assemble(mlp(in_features, 10, hidden).cuda(), Categorical(10), data, cfg, backend=backend)
         state, stream, stats = kernel.init(0), MinibatchStream(data, 128, 50, torch.Generator().manual_seed(1)), \
             OnlineWeightStats(n, "cuda")
 

@@ -210,14 +210,17 @@ def render(results: Path) -> str:
         seeds = ",".join(str(s) for s in r["seeds"])
         opts = ", ".join(f"{k}={v}" for k, v in (r.get("scenario_options") or {}).items())
         parts.append(f"**{r['scenario']}**{' (' + opts + ')' if opts else ''}, seeds {seeds}\n")
-        if "bads-v0.1" not in r["summary"]:
+        regression = any("test_rmse" in s for s in r["summary"].values())
+        if "bads-v0.1" not in r["summary"] and not regression:  # regression came after pyrodps 0.1
             parts.append(STALE_NOTE)
         groups = sorted({k[len('mean_weight_'):] for s in r["summary"].values() for k in s if k.startswith("mean_weight_")})
-        head = ["method", "test accuracy", "balanced accuracy", "selection AUROC"] + [f"w̄ {g}" for g in groups]
+        scores = (("test_rmse", "test RMSE"), ("test_mae", "test MAE")) if regression else \
+            (("test_accuracy", "test accuracy"), ("balanced_accuracy", "balanced accuracy"))
+        head = ["method", *(label for _, label in scores), "selection AUROC"] + [f"w̄ {g}" for g in groups]
         parts.append("| " + " | ".join(head) + " |")
         parts.append("|" + "---|" * len(head))
         for method, s in r["summary"].items():
-            cells = [method, _cell(s, "test_accuracy"), _cell(s, "balanced_accuracy"), _cell(s, "selection_auroc")]
+            cells = [method, *(_cell(s, key) for key, _ in scores), _cell(s, "selection_auroc")]
             cells += [_cell(s, f"mean_weight_{g}") for g in groups]
             parts.append("| " + " | ".join(cells) + " |")
         parts.append("")

@@ -16,3 +16,8 @@ for data in digits mnist1d; do
   "$PY" -m pyrodps compare --scenario "$s" --feature-noise-kind occlusion --methods "$METHODS" --seeds "$SEEDS" \
     --out "benchmarks/results/compare/$s-occlusion" --force --no-progress
 done
+# regression with gross outliers: BADS against mixing, the oracle and the BLO baselines, same likelihood
+for s in friedman-outliers diabetes-outliers; do
+  "$PY" -m pyrodps compare --scenario "$s" --methods bads,bads-no-meta,mixing,oracle,meta-only,l2rw,mwn \
+    --seeds "$SEEDS" --out "benchmarks/results/compare/$s" --force --no-progress
+done

@@ -29,10 +29,10 @@ class PieceError(PyrodpsError):
         super().__init__(f"the {role} {self.piece} failed in {method}: {problem}")
 
 
-class blame:  # noqa: N801 - used as a context manager: ``with blame("likelihood", lik, "nll"): ...``
+class blame:
     """Turn an exception raised inside ``piece.method`` into a :class:`PieceError` naming the piece."""
 
-    __slots__ = ("role", "piece", "method")
+    __slots__ = ("method", "piece", "role")
 
     def __init__(self, role: str, piece: object, method: str) -> None:
         self.role, self.piece, self.method = role, piece, method

@@ -162,8 +162,8 @@ def test_backoff_then_kill_then_resume_equals_the_uninterrupted_run(tmp_path):
     """The backed-off step size is the kernel's hyper-state and goes into the checkpoint: a run killed
     after its back-offs resumes at the smaller step (not at the original one, with its back-off budget
     spent) and ends exactly as the uninterrupted run."""
-    guard = lambda: DivergenceGuard(every=5, action="backoff", snapshot_every=20)  # noqa: E731
-    ckpt = lambda: Checkpointer(tmp_path / "c.pt", 50, {"run": "stiff"})  # noqa: E731
+    guard = lambda: DivergenceGuard(every=5, action="backoff", snapshot_every=20)
+    ckpt = lambda: Checkpointer(tmp_path / "c.pt", 50, {"run": "stiff"})
 
     def run(kernel, checkpoint=None):
         return sample(kernel, lambda g: _NoBatches(), num_steps=400, track=("energy", "position"), progress=False,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pyrodps.errors import ValidationError
 from pyrodps.bads.observers import WeightStatistics
+from pyrodps.errors import ValidationError
 from pyrodps.run import sample
 
 

@@ -82,7 +82,7 @@ def _run_cli(tmp_path, name, *args):
 
 @pytest.mark.parametrize("flag,spec,kwargs", [
     ("--weight-prior", "kumaraswamy_prior.py:Kumaraswamy", "a=2,b=2"),
-    ("--theta-prior", "laplace_prior.py:Laplace", '{"scale": 0.05}'),
+    ("--theta-prior", "laplace_prior.py:Laplace", '{"scale": 0.2}'),
     ("--sampler", "sghmc.py:SGHMC", "friction=0.5"),
 ])
 def test_a_piece_in_a_file_of_its_own_runs_through_the_cli(tmp_path, flag, spec, kwargs):

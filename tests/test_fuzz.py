@@ -9,6 +9,7 @@ printed at the end of the session (see ``conftest.py``).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -137,8 +138,8 @@ BAD_INTS = st.one_of(st.integers(-10**6, 0), st.sampled_from([1.5, "3", math.nan
 
 
 @st.composite
-def bad_bads_config(draw) -> tuple[BADSConfig, str]:
-    """A BADS configuration with one out-of-range field; returns it and the argument to blame."""
+def bad_bads_config(draw) -> tuple[partial, str]:
+    """A BADS configuration with one out-of-range field, not yet made; returns it and the argument to blame."""
     field = draw(st.sampled_from([
         "steps", "thin", "chains", "batch_size", "meta_batch_size", "step_size", "weight_step_size",
         "temperature", "rho_theta", "rho_meta", "meta_share", "rho_phi", "step_decay_gamma", "burn_in",
@@ -149,54 +150,54 @@ def bad_bads_config(draw) -> tuple[BADSConfig, str]:
     ]))
     base = {"batch_size": 8}
     if field in ("steps", "thin", "chains", "weight_net_hidden"):
-        return BADSConfig(**{**base, field: draw(BAD_INTS)}), field
+        return partial(BADSConfig, **{**base, field: draw(BAD_INTS)}), field
     if field == "batch_size":
-        return BADSConfig(batch_size=draw(st.one_of(BAD_INTS, st.integers(N + 1, 10**6)))), field
+        return partial(BADSConfig, batch_size=draw(st.one_of(BAD_INTS, st.integers(N + 1, 10**6)))), field
     if field == "meta_batch_size":
-        return BADSConfig(**base, meta_batch_size=draw(st.one_of(BAD_INTS, st.integers(M + 1, 10**6)))), field
+        return partial(BADSConfig, **base, meta_batch_size=draw(st.one_of(BAD_INTS, st.integers(M + 1, 10**6)))), field
     if field in ("step_size", "weight_step_size", "temperature", "rho_theta", "meta_share", "rho_phi"):
-        return BADSConfig(**{**base, field: draw(BAD_NUMBERS)}), field
+        return partial(BADSConfig, **{**base, field: draw(BAD_NUMBERS)}), field
     if field == "rho_meta":
-        return BADSConfig(**base, meta_share=None, rho_meta=draw(BAD_NUMBERS)), field
+        return partial(BADSConfig, **base, meta_share=None, rho_meta=draw(BAD_NUMBERS)), field
     if field in ("theta_prior_scale", "theta_prior_gain", "weight_decay"):
         name, key = {"theta_prior_scale": ("isotropic", "scale"), "theta_prior_gain": ("fan-in", "gain"),
                      "weight_decay": ("calibrated", "weight_decay")}[field]
-        return BADSConfig(**base, theta_prior=name, theta_prior_kwargs={key: draw(BAD_NUMBERS)}), field
+        return partial(BADSConfig, **base, theta_prior=name, theta_prior_kwargs={key: draw(BAD_NUMBERS)}), field
     if field == "theta_prior_kwargs":
         name = draw(st.sampled_from(["isotropic", "fan-in", "calibrated"]))
-        return BADSConfig(**base, theta_prior=name, theta_prior_kwargs={draw(st.sampled_from(["sd", "c", "x"])): 1.0}), field
+        return partial(BADSConfig, **base, theta_prior=name, theta_prior_kwargs={draw(st.sampled_from(["sd", "c", "x"])): 1.0}), field
     if field == "burn_in_fraction":
         f = draw(st.one_of(st.floats(-5, -1e-9), st.floats(1, 5), NON_FINITE))
-        return BADSConfig(**base, burn_in_fraction=f), field
+        return partial(BADSConfig, **base, burn_in_fraction=f), field
     if field in ("theta_prior", "loss_reference"):
-        return BADSConfig(**{**base, field: draw(st.text(max_size=8).filter(
+        return partial(BADSConfig, **{**base, field: draw(st.text(max_size=8).filter(
             lambda s: s not in ("isotropic", "fan-in", "calibrated", "saturated", "none")))}), field
     if field == "step_decay_gamma":
         g = draw(st.one_of(st.floats(-10, 0.5), st.floats(1.0, 10, exclude_min=True), NON_FINITE))
-        return BADSConfig(**base, step_decay_gamma=g), field
+        return partial(BADSConfig, **base, step_decay_gamma=g), field
     if field == "burn_in":
-        return BADSConfig(**base, steps=50, burn_in=draw(st.one_of(st.integers(50, 10**5), st.integers(-100, -1)))), field
+        return partial(BADSConfig, **base, steps=50, burn_in=draw(st.one_of(st.integers(50, 10**5), st.integers(-100, -1)))), field
     if field == "average_window":
-        return BADSConfig(**base, steps=50, average_window=draw(st.one_of(st.integers(51, 10**5), BAD_INTS))), field
+        return partial(BADSConfig, **base, steps=50, average_window=draw(st.one_of(st.integers(51, 10**5), BAD_INTS))), field
     if field in ("weight_prior", "log_z", "weights"):
-        return BADSConfig(**{**base, field: draw(st.text(max_size=8).filter(
+        return partial(BADSConfig, **{**base, field: draw(st.text(max_size=8).filter(
             lambda s: s not in ("uniform", "beta", "truncated-gaussian", "ignore", "companion", "table", "network")))}), field
     if field == "beta":
         b = draw(st.one_of(st.floats(-5, 0), st.floats(1, 5), NON_FINITE))
-        return BADSConfig(**base, weight_prior="truncated-gaussian", weight_prior_kwargs={"beta": b}), "beta"
+        return partial(BADSConfig, **base, weight_prior="truncated-gaussian", weight_prior_kwargs={"beta": b}), "beta"
     if field == "sigma":
-        return BADSConfig(**base, weight_prior="truncated-gaussian", weight_prior_kwargs={"sigma": draw(BAD_NUMBERS)}), "sigma"
+        return partial(BADSConfig, **base, weight_prior="truncated-gaussian", weight_prior_kwargs={"sigma": draw(BAD_NUMBERS)}), "sigma"
     if field == "beta_a":
         which = draw(st.sampled_from(["a", "b"]))
-        return BADSConfig(**base, weight_prior="beta", weight_prior_kwargs={which: draw(BAD_NUMBERS)}), f"beta_{which}"
+        return partial(BADSConfig, **base, weight_prior="beta", weight_prior_kwargs={which: draw(BAD_NUMBERS)}), f"beta_{which}"
     if field == "prior_kwarg":
         name = draw(st.sampled_from(["alpha", "scale", "mu", "x"]))
-        return BADSConfig(**base, weight_prior=draw(st.sampled_from(["uniform", "beta", "truncated-gaussian"])),
+        return partial(BADSConfig, **base, weight_prior=draw(st.sampled_from(["uniform", "beta", "truncated-gaussian"])),
                           weight_prior_kwargs={name: 1.0}), "weight_prior_kwargs"
     if field == "hidden":
         h = draw(st.sampled_from([(0,), (-4, 8), (8, 0), ("a",), (2.5,)]))
-        return BADSConfig(**base, hidden=h), "hidden"
-    return BADSConfig(**base, weights="network", weight_net_features=draw(st.sampled_from(
+        return partial(BADSConfig, **base, hidden=h), "hidden"
+    return partial(BADSConfig, **base, weights="network", weight_net_features=draw(st.sampled_from(
         [(), ("pixels",), ("loss", "colour"), ("label", "label")]))), "weight_net_features"
 
 
@@ -214,10 +215,10 @@ def test_fuzzed_bads_config_fails_before_sampling(case, toy_problem, monkeypatch
         raise AssertionError("sampling started before validation")
 
     monkeypatch.setattr(sel, "sample", no_sampling)
-    config, argument = case
+    make_config, argument = case  # a bad config cannot be made: it is built inside the check
     _count()
     with pytest.raises(ValidationError) as e:
-        fit_bads(toy_problem, config, progress=False)
+        fit_bads(toy_problem, make_config(), progress=False)
     assert e.value.argument == argument, str(e.value)
 
 

@@ -10,6 +10,7 @@ from scipy import stats
 from torch import nn
 
 from pyrodps.bads import BADSKernel
+from pyrodps.bads.observers import WeightStatistics
 from pyrodps.errors import ValidationError
 from pyrodps.models import (
     BADSModel,
@@ -28,7 +29,6 @@ from pyrodps.models.priors import (
     calibrated_scale,
     make_theta_prior,
 )
-from pyrodps.bads.observers import WeightStatistics
 from pyrodps.run import sample
 from tests.test_model import classification_data, regression_data
 from tests.test_weight_block import conditional_cdf

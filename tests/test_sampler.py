@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 from pyrodps.bads import BADSKernel
+from pyrodps.bads.observers import WeightStatistics
 from pyrodps.errors import ValidationError
 from pyrodps.models import BADSModel, Categorical, MinibatchStream, SelectionData
-from pyrodps.bads.observers import WeightStatistics
 from pyrodps.run import OnlineWeightStats, sample
 from pyrodps.sgmcmc import Constant, PolynomialDecay, RMSprop, ScaledSchedule
 

@@ -72,7 +72,7 @@ def test_a_bad_config_cannot_be_made(fields, argument):
 
 
 def test_a_config_too_large_for_the_problem_is_refused_before_sampling(monkeypatch):
-    import pyrodps.bads.fit as fit
+    from pyrodps.bads import fit
 
     def no_sampling(*a, **k):
         raise AssertionError("sampling started before validation")

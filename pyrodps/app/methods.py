@@ -109,7 +109,7 @@ def method_config(method: str, base: BADSConfig | None = None, steps: int | None
     collides with the method's fields first (:func:`check_method_overrides`)."""
     base = base or BADSConfig()
     check_choice("method", method, tuple(BADS_METHODS))
-    return replace(base, **BADS_METHODS[method], **({} if steps is None else {"steps": steps}))
+    return replace(base, **{**BADS_METHODS[method], **({} if steps is None else {"steps": steps})})
 
 
 def run_method(

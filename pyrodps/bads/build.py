@@ -90,8 +90,9 @@ def build(problem: SelectionProblem, config: BADSConfig | None = None, *, seed: 
 
 def assemble(net: nn.Module, likelihood: Likelihood, data: SelectionData, config: BADSConfig, *,
              weight_net: WeightNet | None = None, init_theta: Callable[[int], torch.Tensor] | None = None,
-             path: str = "fused") -> tuple[BADSModel, BADSKernel]:
-    """The model and kernel of a **resolved** ``config`` for ``net`` on ``data``."""
+             path: str = "fused", backend: str | None = None) -> tuple[BADSModel, BADSKernel]:
+    """The model and kernel of a **resolved** ``config`` for ``net`` on ``data`` (``backend``: of the
+    fused updates, :class:`~pyrodps.bads.kernel.BADSKernel`)."""
     if not config.is_resolved:
         raise ValidationError("config", "assemble() needs a resolved config (BADSConfig.resolved_for)")
     model = BADSModel(
@@ -123,5 +124,6 @@ def assemble(net: nn.Module, likelihood: Likelihood, data: SelectionData, config
         clip_norm=config.clip_norm,
         init_theta=init_theta,
         path=path,
+        backend=backend,
     )
     return model, kernel

@@ -62,6 +62,8 @@ class ThetaPrior(ABC):
 class IsotropicGaussian(ThetaPrior):
     """``p_0(θ) = N(θ; 0, s^2 I)``: ``log p_0 = -|θ|^2 / (2 s^2) - P log(s sqrt(2π))``."""
 
+    name: ClassVar[str] = "isotropic"  # in the registry
+
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = check_positive("theta_prior_scale", scale)
 
@@ -89,6 +91,8 @@ class FanInGaussian(ThetaPrior):
     scale) takes the fan-in of the weight just before it in the layout, or 1 if there is none.
     ``log p_0 = Σ_k -θ_k² / (2 s_k²) - log(s_k sqrt(2π))`` with ``s_k = sqrt(c / fan_in(k))``.
     """
+
+    name: ClassVar[str] = "fan-in"  # in the registry
 
     def __init__(self, gain: float = 1.0) -> None:
         self.gain = check_positive("theta_prior_gain", gain)
@@ -149,6 +153,8 @@ class CalibratedGaussian(IsotropicGaussian):
     that acts like weight decay ``λ`` on a mean loss. ``rho_theta`` and ``num_train`` are supplied by
     pyrodps (:func:`make_theta_prior`), not by the user."""
 
+    name: ClassVar[str] = "calibrated"  # in the registry
+
     def __init__(self, weight_decay: float = 5e-4, *, rho_theta: float, num_train: int) -> None:
         self.weight_decay = check_positive("weight_decay", weight_decay)
         super().__init__(calibrated_scale(self.weight_decay, rho_theta, num_train))
@@ -157,11 +163,7 @@ class CalibratedGaussian(IsotropicGaussian):
         return f"CalibratedGaussian(weight_decay={self.weight_decay}, scale={self.scale})"
 
 
-THETA_PRIORS: dict[str, type[ThetaPrior]] = {
-    "isotropic": IsotropicGaussian,
-    "fan-in": FanInGaussian,
-    "calibrated": CalibratedGaussian,
-}
+THETA_PRIORS: dict[str, type[ThetaPrior]] = {c.name: c for c in (IsotropicGaussian, FanInGaussian, CalibratedGaussian)}
 
 
 def make_theta_prior(spec: str | type[ThetaPrior], *, rho_theta: float, num_train: int,
@@ -317,6 +319,8 @@ class WeightPrior(ABC):
 class UniformWeight(WeightPrior):
     """``p(w) = 1`` on ``(0, 1)``: ``log p_u(u) = log sigmoid(u) + log sigmoid(-u)``."""
 
+    name: ClassVar[str] = "uniform"  # in the registry
+
     def distribution(self) -> dist.Distribution:
         return dist.Uniform(0.0, 1.0)
 
@@ -336,6 +340,8 @@ class UniformWeight(WeightPrior):
 
 class BetaWeight(WeightPrior):
     """``p(w) = Beta(w; a, b)``: ``log p_u(u) = a log sigmoid(u) + b log sigmoid(-u) - log B(a, b)``."""
+
+    name: ClassVar[str] = "beta"  # in the registry
 
     def __init__(self, a: float = 1.0, b: float = 1.0) -> None:
         self.a = check_positive("beta_a", a)
@@ -402,6 +408,8 @@ class TruncatedGaussianWeight(WeightPrior):
     ``log p_w(w) = -(w - β)^2 / (2σ^2) - log(σ sqrt(2π) (Φ((1-β)/σ) - Φ(-β/σ)))``.
     """
 
+    name: ClassVar[str] = "truncated-gaussian"  # in the registry
+
     def __init__(self, beta: float = 0.5, sigma: float = 0.25) -> None:
         self.beta = check_fraction("beta", beta, open_low=True, open_high=True)
         self.sigma = check_positive("sigma", sigma)
@@ -447,6 +455,8 @@ class KumaraswamyWeight(WeightPrior):
     evaluated in float64 (finite for ``|u|`` up to about 700) and returned in ``u``'s dtype.
     """
 
+    name: ClassVar[str] = "kumaraswamy"  # in the registry
+
     def __init__(self, a: float = 2.0, b: float = 2.0) -> None:
         self.a = check_positive("kumaraswamy_a", a)
         self.b = check_positive("kumaraswamy_b", b)
@@ -480,10 +490,7 @@ class KumaraswamyWeight(WeightPrior):
 
 
 WEIGHT_PRIORS: dict[str, type[WeightPrior]] = {
-    "uniform": UniformWeight,
-    "beta": BetaWeight,
-    "truncated-gaussian": TruncatedGaussianWeight,
-    "kumaraswamy": KumaraswamyWeight,
+    c.name: c for c in (UniformWeight, BetaWeight, TruncatedGaussianWeight, KumaraswamyWeight)
 }
 
 
