@@ -3,11 +3,13 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from pyrodps import make_scenario
+from pyrodps import BADSConfig, make_scenario
 from pyrodps.app.cli import main
+from pyrodps.app.methods import run_method
 from pyrodps.bads import BADSKernel
 from pyrodps.bads.observers import WeightStatistics
 from pyrodps.diagnostics import selection_auroc
@@ -58,3 +60,14 @@ def test_regression_npz_files_through_run_and_compare(tmp_path):
                  "--out", str(tmp_path / "cmp"), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["summary"]
     assert summary["bads"]["test_rmse"]["mean"] < summary["mixing"]["test_rmse"]["mean"]
+
+
+@pytest.mark.parametrize("method", ["bads-companion", "bads-weightnet", "bads-v0.1"])
+def test_every_bads_variant_runs_on_a_regression_problem(method):
+    """The companion chain, the weight network (the label feature is the target itself) and the old
+    defaults all take float targets."""
+    problem = make_scenario("friedman-outliers", seed=0, num_samples=400)
+    res = run_method(problem, method, steps=300, progress=False, bads_config=BADSConfig(hidden=(32,)))
+    metrics = res.metrics(problem)
+    assert np.isfinite(metrics["test_rmse"]) and np.isfinite(res.weight_mean).all()
+    assert 0.0 <= metrics["selection_auroc"] <= 1.0

@@ -70,7 +70,7 @@ def build(problem: SelectionProblem, config: BADSConfig | None = None, *, seed: 
     out_features = likelihood.output_dim(data.y_train)
     weight_net = None
     if config.weights == "network":
-        weight_net = WeightNet(tuple(problem.x_train.shape[1:]), problem.num_classes or 1,
+        weight_net = WeightNet(tuple(problem.x_train.shape[1:]), problem.num_classes,
                                features=config.weight_net_features, hidden=config.weight_net_hidden,
                                rho_phi=config.rho_phi, seed=seed)
     main_net = net if net is not None else default_network(problem, config.hidden, seed, out_features)

@@ -142,7 +142,9 @@ def bads_groups(fit: BADSFit) -> dict[str, xr.Dataset]:
     if tracked["theta_projection"].shape[2]:
         post["theta_projection"] = (("chain", "draw", "projection"), tracked["theta_projection"])
         coords["projection"] = np.arange(tracked["theta_projection"].shape[2])
-    post["test_accuracy"] = (("chain", "draw"), tracked["test_accuracy"])
+    # the draw's test score: accuracy, or RMSE for a regression likelihood
+    score = "test_rmse" if getattr(fit, "task", "classification") == "regression" else "test_accuracy"
+    post[score] = (("chain", "draw"), tracked["test_accuracy"])
     if "w" in tracked:
         post["w"] = (("chain", "draw", "point"), tracked["w"])
         coords["point"] = tracked["tracked_points"]

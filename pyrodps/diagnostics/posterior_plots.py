@@ -137,13 +137,14 @@ def plot_weight_convergence(rhat: np.ndarray, ess_bulk: np.ndarray, max_rhat: fl
     return fig
 
 
-def plot_accuracy_by_chain(steps: np.ndarray, accuracy: np.ndarray) -> Figure:
-    """Test accuracy of every draw against its step, one line per chain (``(chain, draw)`` arrays)."""
+def plot_accuracy_by_chain(steps: np.ndarray, accuracy: np.ndarray, label: str = "test accuracy") -> Figure:
+    """Test accuracy (or another score, ``label``) of every draw against its step, one line per chain
+    (``(chain, draw)`` arrays)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     for c in range(accuracy.shape[0]):
         ax.plot(steps[c], accuracy[c], lw=0.9, label=f"chain {c}")
     ax.set_xlabel("step")
-    ax.set_ylabel("test accuracy of the draw")
+    ax.set_ylabel(f"{label} of the draw")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -40,7 +40,7 @@ from pyrodps.diagnostics.verdict import SplitConvergenceReport
 from pyrodps.errors import ValidationError
 from pyrodps.io import atomic_write_bytes, write_json
 
-TRACE_SCALARS = ("train_nll", "meta_nll", "param_norm", "test_accuracy", "theta_projection")
+TRACE_SCALARS = ("train_nll", "meta_nll", "param_norm", "test_accuracy", "test_rmse", "theta_projection")
 COMPARE_COLUMNS = ("test_accuracy", "balanced_accuracy", "selection_auroc", "selection_average_precision",
                    "kept_fraction", "wall_seconds")
 
@@ -72,9 +72,11 @@ def posterior_figures(data: object, report: ConvergenceReport) -> list[str]:
         figs.append(figure_html(pp.plot_trace_rank(post, wl), "Traces and rank plots of the 4 tracked weights with the largest R-hat"))
         figs.append(figure_html(pp.plot_weight_convergence(w.rhat, w.ess_bulk, report.thresholds.max_rhat, report.min_ess_bulk),
                                 "Per-point R-hat and bulk ESS of the tracked weights (dashed: thresholds)"))
-    if "test_accuracy" in post and "step" in stats:
-        figs.append(figure_html(pp.plot_accuracy_by_chain(stats["step"].values, post["test_accuracy"].values),
-                                "Test accuracy of each kept draw against its step"))
+    score = "test_accuracy" if "test_accuracy" in post else "test_rmse"
+    if score in post and "step" in stats:
+        label = "test accuracy" if score == "test_accuracy" else "test RMSE"
+        figs.append(figure_html(pp.plot_accuracy_by_chain(stats["step"].values, post[score].values, label),
+                                f"Test {'accuracy' if score == 'test_accuracy' else 'RMSE'} of each kept draw against its step"))
     names = group_names(data)
     if "warmup_posterior" in names and "warmup_sample_stats" in names and "step" in stats:
         warm, warm_stats = group(data, "warmup_posterior"), group(data, "warmup_sample_stats")

@@ -56,6 +56,8 @@ from pyrodps.errors import ValidationError
 WITHIN, ACROSS = "within-chain", "across-chains"
 WITHIN_CHAIN_SCALARS = (("posterior", "train_nll"), ("posterior", "meta_nll"), ("posterior", "test_accuracy"),
                         ("sample_stats", "energy"))
+# a regression run's draws carry test_rmse where a classifier's carry test_accuracy
+ALTERNATIVES = {"test_accuracy": "test_rmse"}
 PARAMETER_SPACE = ("param_norm", "theta_projection")
 PARAMETER_SPACE_EXPLANATION = (
     "The norm of θ and its fixed random projections measure mixing in parameter space. A neural "
@@ -270,6 +272,8 @@ def _within_chain(post: xr.Dataset, stats: xr.Dataset, report: FunctionSpaceRepo
     parts = {"posterior": post, "sample_stats": stats}
     names = []
     for grp, name in WITHIN_CHAIN_SCALARS:
+        if name not in parts[grp] and ALTERNATIVES.get(name) in parts[grp]:
+            name = ALTERNATIVES[name]
         if name in parts[grp]:
             names.append((grp, name))
         else:

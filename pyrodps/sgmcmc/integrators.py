@@ -8,9 +8,11 @@ with ``G = I`` (SGLD) or ``G = diag(1 / (λ + sqrt(V)))``, ``V ← α V + (1 - �
 ``Γ(θ)`` correction term is dropped, as in the paper's practical algorithm). For a Gaussian energy
 the stationary covariance is ``T Σ`` up to an ``O(η)`` discretisation error.
 
-:func:`langevin_update_` is the whole update (preconditioner, noise, step) for the samplers: the
-torch operations below on the torch backend, one fused Triton kernel on the Triton backend
-(:mod:`pyrodps.sgmcmc.fused` says which runs when; CPU tensors take the torch path by default).
+:func:`langevin_update_` is the whole update (preconditioner, noise, step) for the samplers, through
+one dispatcher (:func:`pyrodps.sgmcmc.fused.sgld_update_`, as ``torch.optim`` dispatches to its
+single-tensor, foreach and fused forms): the torch reference (:mod:`pyrodps.sgmcmc.fused.reference`:
+:meth:`RMSprop.update_` and :func:`langevin_step_` below), which is the code the CPU path runs, or one
+fused Triton kernel (:mod:`pyrodps.sgmcmc.fused` says which runs when; CPU tensors take the torch path).
 """
 
 from __future__ import annotations
@@ -99,16 +101,12 @@ def langevin_update_(
     block a chain moves at a step its own ``stream``.
     """
     fused = _fused()
-    if fused.resolve_backend(backend, x.device) == "torch":
-        inv_precond = preconditioner.update_(v, grad_energy) if preconditioner else None
-        noise = torch.randn(grad_energy.shape, generator=generator, dtype=grad_energy.dtype, device=grad_energy.device)
-        return langevin_step_(x, grad_energy, step_size, temperature, noise, inv_precond)
-    key = fused.NoiseKey(generator.initial_seed(), step, stream)
-    if preconditioner is None:
-        return fused.sgld_update_(x, grad_energy, step_size=step_size, temperature=temperature, noise=key,
-                                  backend="triton")
-    return fused.sgld_update_(x, grad_energy, step_size=step_size, temperature=temperature, noise=key, v=v,
-                              alpha=preconditioner.alpha, eps=preconditioner.eps, backend="triton")
+    alpha, eps = (preconditioner.alpha, preconditioner.eps) if preconditioner is not None else (0.99, 1e-5)
+    torch_path = fused.resolve_backend(backend, x.device) == "torch"
+    noise = generator if torch_path else fused.NoiseKey(generator.initial_seed(), step, stream)
+    return fused.sgld_update_(x, grad_energy, step_size=step_size, temperature=temperature, noise=noise,
+                              v=v if preconditioner is not None else None, alpha=alpha, eps=eps,
+                              backend="torch" if torch_path else "triton")
 
 
 def clip_norm_(grad: torch.Tensor, max_norm: float | None) -> torch.Tensor:

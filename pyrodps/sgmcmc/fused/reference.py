@@ -10,11 +10,11 @@ vector θ with its gradient ``g = ∇_θ Û`` and, for pSGLD, the RMSprop second
 **Weight-table block update** (Gibbs-within-SGLD on the batch's ``u_i``, ``w_i = sigmoid(u_i)``),
 for distinct batch indices ``i ∈ B``:
 
-    g_i = d/du log p_u(u_i) - ρ_θ l_i w_i (1 - w_i) [+ ρ_θ l'_i w_i (1 - w_i)  (companion)]
+    g_i = grad_base_i - ρ_θ l_i w_i (1 - w_i) [+ ρ_θ l'_i w_i (1 - w_i)  (companion)]
     u_i ← u_i + (ε/2) g_i + sqrt(ε T) ξ_i
-    count_i += 1,  total_i += w_i',  total_sq_i += w_i'²     (float64, w_i' = sigmoid(u_i) after)
 
-``g_i`` is the gradient of ``log p(u_i | θ)``; ``grad_base`` may carry its first terms precomputed.
+``g_i`` is the gradient of ``log p(u_i | θ)``; ``grad_base`` carries its first terms (the BADS kernel
+passes the whole conditional gradient of :class:`~pyrodps.models.potential.BADSPotential`).
 
 **Counter-based noise** (:func:`philox_normal`): element ``o`` of stream ``s`` at step ``t`` under
 seed ``k`` is a function of ``(k, t, s, o)`` only: Philox4x32-10 with key ``k`` (64 bits) on the
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from pyrodps.sgmcmc.integrators import langevin_step_
+from pyrodps.sgmcmc.integrators import RMSprop, langevin_step_
 
 _M32 = 0xFFFFFFFF
 PHILOX_KEY_A, PHILOX_KEY_B = 0x9E3779B9, 0xBB67AE85
@@ -88,12 +88,9 @@ def sgld_update_(theta: torch.Tensor, grad: torch.Tensor, noise: torch.Tensor, s
                  temperature: float, v: torch.Tensor | None = None, alpha: float = 0.99,
                  eps: float = 1e-5) -> torch.Tensor:
     """In place, the flat (p)SGLD update of the module docstring (pSGLD when ``v`` is given; ``v``
-    is updated in place). The same operations as :meth:`RMSprop.update_` followed by
-    :func:`~pyrodps.sgmcmc.integrators.langevin_step_`. Returns ``theta``."""
-    inv_precond = None
-    if v is not None:
-        v.mul_(alpha).addcmul_(grad, grad, value=1.0 - alpha)
-        inv_precond = v.sqrt().add_(eps)
+    is updated in place): :meth:`RMSprop.update_` then :func:`~pyrodps.sgmcmc.integrators.langevin_step_`.
+    This is the code the samplers run on the torch backend. Returns ``theta``."""
+    inv_precond = None if v is None else RMSprop(alpha, eps).update_(v, grad)
     return langevin_step_(theta, grad, step_size, temperature, noise, inv_precond)
 
 
