@@ -4,7 +4,10 @@ Every method on two scenarios (digits: MLP; MNIST-1D: CNN), and the BADS variant
 the companion estimator, the weight network, Beta and truncated-Gaussian weight priors, the Langevin
 weight block, 2 chains. :func:`run_all` gives ``{name: array}``; ``tests/golden/behaviour.npz`` holds
 the arrays recorded before the restructuring (issue #12) and ``tests/test_behaviour_preserved.py``
-checks them with ``np.array_equal``. Re-record only for an intended change of behaviour::
+checks them with ``np.array_equal``. Every run takes ``STEPS`` steps (also ``bads-v0.1``, whose
+preset would run 3,000). The list runs on both layouts, so the golden file can be recorded by the code
+before the restructuring (``git worktree add /tmp/base 25b09f1``, copy this file into its ``tests/``,
+run it there). Re-record only for an intended change of behaviour::
 
     python -m tests.behaviour_runs --record
 """
@@ -12,7 +15,6 @@ checks them with ``np.array_equal``. Re-record only for an intended change of be
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +26,7 @@ METHODS = ("bads", "bads-companion", "bads-weightnet", "bads-no-meta", "bads-v0.
            "meta-only", "dup-meta", "oracle", "random-select")
 # BADS variants: BADSConfig overrides on top of the method "bads"
 VARIANTS = {
-    "sgld": {"sampler": "sgld"},
+    "sgld": {"sampler": "sgld"},  # pyrodps 0.1: psgld=False
     "beta": {"weight_prior": "beta", "weight_prior_kwargs": {"a": 2.0, "b": 2.0}},
     "truncgauss": {"weight_prior": "truncated-gaussian"},
     "langevin": {"weight_update": "langevin", "weight_step_size": 0.5},
@@ -35,10 +37,20 @@ VARIANTS = {
 STEPS = 40
 
 
-def _bads_config():
+def _bads_config(**overrides):
     from pyrodps import BADSConfig
 
-    return BADSConfig(steps=STEPS, thin=5, hidden=(16,), track_weights=8)
+    if "sampler" in overrides and not hasattr(BADSConfig(), "sampler"):  # the layout of pyrodps 0.1
+        overrides = {**{k: v for k, v in overrides.items() if k != "sampler"}, "psgld": overrides["sampler"] == "psgld"}
+    return BADSConfig(steps=STEPS, thin=5, hidden=(16,), track_weights=8, **overrides)
+
+
+def _run_method():
+    try:
+        from pyrodps.app.methods import run_method
+    except ImportError:  # the layout of pyrodps 0.1
+        from pyrodps.methods import run_method
+    return run_method
 
 
 def _configs():
@@ -65,19 +77,19 @@ def _arrays(prefix: str, res) -> dict[str, np.ndarray]:
 def run_all() -> dict[str, np.ndarray]:
     """Every run of the list, as named arrays (CPU, deterministic)."""
     from pyrodps import make_scenario
-    from pyrodps.app.methods import run_method
+
+    run_method = _run_method()
 
     torch.manual_seed(0)
     out: dict[str, np.ndarray] = {}
     for key, (scenario, options) in SCENARIOS.items():
         problem = make_scenario(scenario, seed=0, **options)
         for method in METHODS:
-            res = run_method(problem, method, seed=1, progress=False, **_configs())
+            res = run_method(problem, method, seed=1, steps=STEPS, progress=False, **_configs())
             out.update(_arrays(f"{key}/{method}", res))
         for name, overrides in VARIANTS.items():
-            configs = _configs()
-            configs["bads_config"] = replace(configs["bads_config"], **overrides)
-            res = run_method(problem, "bads", seed=2, progress=False, **configs)
+            configs = {**_configs(), "bads_config": _bads_config(**overrides)}
+            res = run_method(problem, "bads", seed=2, steps=STEPS, progress=False, **configs)
             out.update(_arrays(f"{key}/bads+{name}", res))
     return out
 

@@ -90,7 +90,7 @@ def test_a_piece_in_a_file_of_its_own_runs_through_the_cli(tmp_path, flag, spec,
     command line with its options; the run finds the mislabelled points."""
     extra = ["--step-size", "1e-5"] if flag == "--sampler" else []  # SGHMC has no preconditioner
     metrics, config = _run_cli(tmp_path, flag[2:], "--scenario", "digits-label-noise", "--method", "bads",
-                               "--steps", "600", flag, str(PLUGINS / spec), f"{flag}-kwargs", kwargs, *extra)
+                               "--steps", "300", flag, str(PLUGINS / spec), f"{flag}-kwargs", kwargs, *extra)
     field = flag[2:].replace("-", "_")
     assert config["config"][field] == str(PLUGINS / spec)
     assert config["config"][f"{field}_kwargs"]
@@ -101,7 +101,7 @@ def test_a_piece_in_a_file_of_its_own_runs_through_the_cli(tmp_path, flag, spec,
 def test_a_likelihood_in_a_file_of_its_own_runs_bads_and_the_baselines(tmp_path):
     """A Student-t regression likelihood (one file) on the outlier scenario, for BADS and for mixing."""
     spec = str(PLUGINS / "student_t.py") + ":StudentT"
-    common = ["--scenario", "friedman-outliers", "--steps", "600", "--likelihood", spec,
+    common = ["--scenario", "friedman-outliers", "--num-samples", "400", "--steps", "300", "--likelihood", spec,
               "--likelihood-kwargs", "df=4,scale=0.3"]
     bads, config = _run_cli(tmp_path, "bads", *common, "--method", "bads")
     mixing, _ = _run_cli(tmp_path, "mixing", *common, "--method", "mixing")
@@ -138,6 +138,6 @@ def test_the_readme_kumaraswamy_prior_survives_the_seeds_that_crashed(tmp_path):
     where BADS drives bad points (u ≈ -30); the generic path is stable in u-space now."""
     problem = make_scenario("digits-label-noise", seed=0)
     for seed in (0, 1, 2):
-        fit = fit_bads(problem, BADSConfig(steps=400, weight_prior=str(PLUGINS / "kumaraswamy_prior.py") + ":Kumaraswamy"),
-                       seed=seed, progress=False)
+        config = BADSConfig(steps=200, hidden=(64,), weight_prior=str(PLUGINS / "kumaraswamy_prior.py") + ":Kumaraswamy")
+        fit = fit_bads(problem, config, seed=seed, progress=False)
         assert np.isfinite(fit.weight_mean).all() and fit.selection_auroc > 0.9

@@ -43,7 +43,7 @@ def test_bads_downweights_regression_outliers():
 def test_regression_npz_files_through_run_and_compare(tmp_path):
     """Your own regression data with gross outliers, as .npz files with float targets: ``pyrodps run``
     down-weights the outliers, and ``pyrodps compare`` puts BADS beside mixing with RMSE columns."""
-    problem = make_scenario("friedman-outliers", seed=0)
+    problem = make_scenario("friedman-outliers", seed=0, num_samples=400)
     files = {}
     for part in ("train", "meta", "test"):
         arrays = {"X": getattr(problem, f"x_{part}"), "y": getattr(problem, f"y_{part}").astype(np.float64)}
@@ -52,11 +52,11 @@ def test_regression_npz_files_through_run_and_compare(tmp_path):
         files[part] = tmp_path / f"{part}.npz"
         np.savez(files[part], **arrays)
     data = ["--train", str(files["train"]), "--meta", str(files["meta"]), "--test", str(files["test"])]
-    assert main(["run", *data, "--method", "bads", "--steps", "800", "--out", str(tmp_path / "run"),
+    assert main(["run", *data, "--method", "bads", "--steps", "400", "--out", str(tmp_path / "run"),
                  "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["selection_auroc"] > 0.95 and "test_accuracy" not in metrics
-    assert main(["compare", *data, "--methods", "bads,mixing", "--seeds", "0", "--steps", "800",
+    assert main(["compare", *data, "--methods", "bads,mixing", "--seeds", "0", "--steps", "400",
                  "--out", str(tmp_path / "cmp"), "--no-progress"]) == 0
     summary = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["summary"]
     assert summary["bads"]["test_rmse"]["mean"] < summary["mixing"]["test_rmse"]["mean"]

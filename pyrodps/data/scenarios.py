@@ -13,7 +13,7 @@ order: meta carving, then the corruption or subsampling.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -49,25 +49,19 @@ class Source:
 
 @dataclass
 class Split:
-    """A clean split: the remaining training points, the meta and test sets, and the generator the
-    corruption step draws from."""
+    """A clean split (the remaining training points, the meta and test sets, as a problem with nothing
+    corrupted yet) and the generator the corruption step draws from. ``split.x_train`` etc. read the
+    clean problem."""
 
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_meta: np.ndarray
-    y_meta: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    num_classes: int
+    clean: SelectionProblem
     rng: np.random.Generator
+
+    def __getattr__(self, name: str):
+        return getattr(self.clean, name)
 
     def problem(self, name: str, **changes: np.ndarray | None) -> SelectionProblem:
         """The :class:`SelectionProblem` of this split with the training arrays / masks replaced."""
-        fields = {
-            "name": name, "x_train": self.x_train, "y_train": self.y_train, "x_meta": self.x_meta,
-            "y_meta": self.y_meta, "x_test": self.x_test, "y_test": self.y_test, "num_classes": self.num_classes,
-        }
-        return SelectionProblem(**{**fields, **changes})
+        return replace(self.clean, name=name, **changes)
 
 
 def carve_meta(
@@ -113,7 +107,8 @@ def split_clean(
         x_te = ((x_te - mean) / std).astype(np.float32)
     rng = np.random.default_rng(seed)
     meta_idx, rest = carve_meta(y_tr, meta_per_class, num_classes, rng)
-    return Split(x_tr[rest], y_tr[rest], x_tr[meta_idx], y_tr[meta_idx], x_te, y_te, num_classes, rng)
+    clean = SelectionProblem(source.name, x_tr[rest], y_tr[rest], x_tr[meta_idx], y_tr[meta_idx], x_te, y_te, num_classes)
+    return Split(clean, rng)
 
 
 def label_noise(
