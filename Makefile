@@ -26,8 +26,9 @@ run: $(STAMP)
 	$(VENV)/bin/pyrodps run --scenario digits-label-noise --method mixing --out $(OUT)/mixing --force $(if $(STEPS),--steps $(STEPS))
 	$(VENV)/bin/pyrodps summarize $(OUT)/mixing $(OUT)/bads
 
+# the suite in parallel on up to 4 cores (pytest-xdist), one torch thread per worker
 test: $(STAMP)
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --maxprocesses 4
 
 bench: $(STAMP)
 	$(PY) benchmarks/step_cost.py --out benchmarks/results/step_cost.json

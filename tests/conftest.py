@@ -13,10 +13,29 @@ def _deterministic_torch():
     yield
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Say how many fuzzed bad inputs ran (tests/test_fuzz.py)."""
+_FROM_WORKERS = {"count": 0}  # fuzzed cases counted by pytest-xdist workers, summed on the controller
+
+
+def _local_fuzz_count() -> int:
     import sys
 
     fuzz = sys.modules.get("tests.test_fuzz")
-    if fuzz is not None and fuzz.FUZZ_CASES["count"]:
-        terminalreporter.write_line(f"fuzzed bad inputs handled: {fuzz.FUZZ_CASES['count']}")
+    return fuzz.FUZZ_CASES["count"] if fuzz is not None else 0
+
+
+def pytest_sessionfinish(session):
+    """On a pytest-xdist worker: hand the number of fuzzed cases to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["fuzz_count"] = _local_fuzz_count()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    _FROM_WORKERS["count"] += getattr(node, "workeroutput", {}).get("fuzz_count", 0)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say how many fuzzed bad inputs ran (tests/test_fuzz.py)."""
+    count = _local_fuzz_count() + _FROM_WORKERS["count"]
+    if count:
+        terminalreporter.write_line(f"fuzzed bad inputs handled: {count}")
