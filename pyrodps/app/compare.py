@@ -69,7 +69,7 @@ def compare(
     methods = check_methods(methods)
     config = dict(config or {})
     likelihood = {"likelihood": config.get("likelihood"), "likelihood_kwargs": config.get("likelihood_kwargs", {})}
-    base = BADSConfig(**({"meta_share": None} if "rho_meta" in config else {}), **config)
+    base = BADSConfig.from_flags(**config)
     runs: list[dict] = []
     last_weights: dict[str, np.ndarray] = {}
     groups: dict[str, np.ndarray] = {}

@@ -37,6 +37,7 @@ from pyrodps.errors import (
     check_positive_int,
 )
 from pyrodps.io import write_json, write_npz
+from pyrodps.models.likelihoods import make_likelihood
 from pyrodps.models.problem import SelectionProblem
 from pyrodps.run.guard import GUARD_ACTIONS, DivergenceGuard
 from pyrodps.version import __version__
@@ -128,7 +129,7 @@ class RunRequest:
         if self.method in BADS_METHODS:
             check_method_overrides(self.method, self.bads_config())  # the base config is checked as it is made
         elif self.config.get("likelihood") is not None:
-            BADSConfig(likelihood=self.config["likelihood"], likelihood_kwargs=self.config.get("likelihood_kwargs", {}))
+            make_likelihood(self.config["likelihood"], num_classes=2, **self.config.get("likelihood_kwargs", {}))
         if not self.resume:
             check_output_dir(self.out, self.force)
 
@@ -145,11 +146,9 @@ class RunRequest:
         """The base :class:`BADSConfig` of a BADS method: the command line's fields (the method's own
         settings and ``steps`` are applied once, by :func:`~pyrodps.app.methods.run_method`)."""
         fields: dict = {"chains": self.chains, **self.config}
-        if "rho_meta" in fields:
-            fields["meta_share"] = None
         if self.track_weights is not None:
             fields["track_weights"] = None if self.track_weights == "all" else self.track_weights
-        return BADSConfig(**fields)
+        return BADSConfig.from_flags(**fields)
 
 
 def resume_request(out: Path) -> RunRequest:

@@ -174,6 +174,14 @@ class BADSConfig:
         if self.step_decay_gamma is not None and not 0.5 < self.step_decay_gamma <= 1.0:
             raise ValidationError("step_decay_gamma", f"must lie in (0.5, 1], got {self.step_decay_gamma}")
 
+    @classmethod
+    def from_flags(cls, **fields: object) -> BADSConfig:
+        """A config from fields set by hand (the command line's flags): a given ``rho_meta`` replaces
+        the default ``meta_share``."""
+        if fields.get("rho_meta") is not None:
+            fields.setdefault("meta_share", None)
+        return cls(**fields)
+
     def validate(self) -> None:
         """Kept for callers of pyrodps 0.1: a config is checked when it is made (``__post_init__``)."""
         self.__post_init__()

@@ -219,8 +219,7 @@ class BADSKernel(ScalableStepSizes):
             if diagnostics:
                 info["companion_nll"] = comp.nll_train.mean()
         if self.weight_update == "slice":  # an exact draw from each conditional
-            ref = self.model.reference_nll(batch.y_train)
-            delta = est.nll_train - ref if comp is None else est.nll_train - comp.nll_train
+            delta = est.deviance_train if comp is None else est.nll_train - comp.nll_train
             w, _ = weight_block_slice_(
                 state.u, idx, delta=delta, log_density=self.gradient.potential.weight_conditional,
                 width=self.weight_step_size(t), temperature=temp, generator=state.generator)

@@ -52,6 +52,7 @@ class GradientEstimate:
     nll_meta: torch.Tensor
     w: torch.Tensor
     grad_phi: torch.Tensor | None = None
+    deviance_train: torch.Tensor | None = None  # d_i = l_i - l_i^ref of the train batch (detached)
 
 
 @dataclass
@@ -172,7 +173,8 @@ class AutogradGradient:
             grads = torch.autograd.grad(value, (th, ub) if need_theta else (ub,))
         scale_t = batch.idx_train.shape[0] / self.model.num_train
         with torch.no_grad():
-            u = self.potential.weights_of(ub, batch, nll_t - self.model.reference_nll(batch.y_train))
+            deviance = nll_t - self.model.reference_nll(batch.y_train)
+            u = self.potential.weights_of(ub, batch, deviance)
         return GradientEstimate(
             energy=-value.detach(),
             grad_theta=-grads[0] if need_theta else None,
@@ -181,6 +183,7 @@ class AutogradGradient:
             nll_meta=nll_m,
             w=torch.sigmoid(u.detach()),
             grad_phi=-grads[-1] if wn is not None else None,
+            deviance_train=deviance,
         )
 
     def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
@@ -251,7 +254,7 @@ class FusedGradient:
             if need_energy:
                 energy = -pot.log_density(theta, dev, w, u.detach(), weights if amortised else None,
                                           weighted=weighted.detach())
-        return GradientEstimate(energy, grad_theta, grad_u, nll[:n_t], nll[n_t:], w, grad_phi)
+        return GradientEstimate(energy, grad_theta, grad_u, nll[:n_t], nll[n_t:], w, grad_phi, dev[:n_t].detach())
 
     def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
         """One forward/backward of ``ρ_θ (N/B) Σ w_i d_i(θ')`` on the train batch only (the loss
