@@ -47,6 +47,19 @@ class blame:
         raise PieceError(self.role, self.piece, self.method, text if len(text) <= 300 else text[:297] + "...") from error
 
 
+class WriteError(PyrodpsError, OSError):
+    """Writing a result or checkpoint file failed (a full disk: ``errno.ENOSPC``); what was written
+    before is intact. ``errno`` is the operating system's error number."""
+
+    def __init__(self, path: object, error: OSError, consequence: str = "") -> None:
+        self.path, self.error = path, error.error if isinstance(error, WriteError) else error
+        reason = self.error.strerror or str(self.error)
+        super().__init__(self.error.errno, f"could not write {path}: {reason}" + (f". {consequence}" if consequence else ""))
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
 class OutputExistsError(PyrodpsError, FileExistsError):
     """The output directory exists and is not empty (pass ``--force`` to overwrite)."""
 

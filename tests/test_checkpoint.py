@@ -9,7 +9,12 @@ from pyrodps.bads import BADSKernel
 from pyrodps.bads.observers import WeightStatistics
 from pyrodps.models import MinibatchStream
 from pyrodps.run import sample
-from pyrodps.run.checkpoint import Checkpointer, CheckpointMismatchError, atomic_torch_save
+from pyrodps.run.checkpoint import (
+    Checkpointer,
+    CheckpointMismatchError,
+    atomic_torch_save,
+    safe_load,
+)
 from pyrodps.run.draw_store import DrawStore
 from pyrodps.run.guard import DivergenceError, DivergenceGuard
 from pyrodps.sgmcmc import SGLD, PolynomialDecay, RMSprop
@@ -112,8 +117,8 @@ def test_foreign_checkpoint_is_refused(tmp_path):
     _run(_bads_kernel(model), data, Checkpointer(tmp_path / "c.pt", 50, {"step_size": 1e-3}), chains=1, steps=60)
     with pytest.raises(CheckpointMismatchError, match="different configuration"):
         _run(_bads_kernel(model), data, Checkpointer(tmp_path / "c.pt", 50, {"step_size": 2e-3}), chains=1, steps=60)
-    payload = torch.load(tmp_path / "c.pt", weights_only=False)
-    atomic_torch_save({**payload, "version": "0.0.0-other"}, tmp_path / "c.pt")
+    payload = safe_load(tmp_path / "c.pt")
+    Checkpointer(tmp_path / "c.pt", 50, {}).write({**payload, "version": "0.0.0-other"})
     with pytest.raises(CheckpointMismatchError, match="pyrodps 0.0.0-other"):
         _run(_bads_kernel(model), data, Checkpointer(tmp_path / "c.pt", 50, {"step_size": 1e-3}), chains=1, steps=60)
 
@@ -173,7 +178,7 @@ def test_backoff_then_kill_then_resume_equals_the_uninterrupted_run(tmp_path):
     assert len(reference.extras["backoffs"]) == 4
     with pytest.raises(Interrupted):
         run(_Killer(_stiff_sgld(1.0), 360), ckpt())
-    saved = torch.load(tmp_path / "c.pt", weights_only=False)
+    saved = safe_load(tmp_path / "c.pt")
     assert len(saved["log"]["backoffs"]) == 4 and saved["kernel"] == {"step_scale": 0.0625}
     resumed = run(_stiff_sgld(1.0), ckpt())
     assert resumed.extras["resumed_at"] == [(0, saved["t"])] and saved["t"] > 100
@@ -182,7 +187,7 @@ def test_backoff_then_kill_then_resume_equals_the_uninterrupted_run(tmp_path):
     assert torch.equal(resumed.draws["energy"], reference.draws["energy"])
     # power: without the kernel's hyper-state the resumed run restarts at step size 1, diverges again
     # with one back-off left, and stops
-    atomic_torch_save({**saved, "kernel": None}, tmp_path / "c.pt")
+    ckpt().write({**saved, "kernel": None})
     with pytest.raises(DivergenceError):
         run(_stiff_sgld(1.0), ckpt())
 

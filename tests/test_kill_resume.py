@@ -101,3 +101,70 @@ def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
     (out / "request.json").write_text(json.dumps(request))
     done = subprocess.run(_cli("--resume", str(out)), env=ENV, capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "different configuration" in done.stderr
+
+
+def _wait_for(path: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_at_a_random_moment_stops_gracefully_and_resumes_identically(reference, tmp_path, sig):
+    """SIGTERM (how clusters pre-empt jobs) or SIGINT (Ctrl-C) at a random moment after the run has
+    started: the step in progress finishes, a checkpoint is written, the process exits with
+    128 + signal and says how to resume; the resumed run ends as the uninterrupted one."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cli(*ARGS, "--out", str(out)), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    _wait_for(out / "request.json", proc)
+    time.sleep(random.Random(int(sig)).uniform(0.0, 1.5))
+    proc.send_signal(sig)
+    _, err = proc.communicate()
+    if (out / "metrics.json").exists():
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == 128 + int(sig), err
+    assert f"pyrodps run --resume {out}" in err and sig.name in err
+    done = subprocess.run(_cli("--resume", str(out)), env=ENV, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    _same_results(reference, out)
+
+
+def test_a_second_run_on_a_folder_in_use_is_refused_and_the_first_is_unaffected(reference, tmp_path, capsys):
+    """A run in progress (another process) holds the folder: ``run --resume`` and ``run --force`` on it
+    are refused with the holder's pid, and the first run ends exactly as the reference."""
+    from pyrodps.app.cli import main
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cli(*ARGS, "--out", str(out)), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _wait_for(out / "checkpoint.pt", proc)
+    assert proc.poll() is None, "the first run ended before the second started"
+    assert main(["run", "--resume", str(out)]) == 2
+    assert f"in use by process {proc.pid}" in capsys.readouterr().err
+    assert main(["run", *ARGS, "--out", str(out), "--force"]) == 2
+    assert f"in use by process {proc.pid}" in capsys.readouterr().err
+    assert proc.wait() == 0
+    _same_results(reference, out)
+
+
+@pytest.mark.slow
+def test_sigterm_at_random_moments_five_trials(reference, tmp_path):
+    """SIGTERM anywhere from before sampling starts to near the end; every interrupted run resumes to
+    identical results."""
+    rng = random.Random(3)
+    stopped = 0
+    for k in range(5):
+        out = tmp_path / f"trial{k}"
+        proc = subprocess.Popen(_cli(*ARGS, "--out", str(out)), env=ENV, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        _wait_for(out / "request.json", proc)
+        time.sleep(rng.uniform(0.0, 4.0))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate()
+        if not (out / "metrics.json").exists():
+            stopped += 1
+            assert proc.returncode == 143 and "--resume" in err, err
+            done = subprocess.run(_cli("--resume", str(out)), env=ENV, capture_output=True, text=True, check=False)
+            assert done.returncode == 0, done.stderr
+        _same_results(reference, out)
+    assert stopped >= 3

@@ -149,12 +149,9 @@ SUMMARY_ROWS = ("method", "scenario", "seed", "steps", "wall_seconds", "test_acc
 
 def summarize(dirs: list[Path]) -> str:
     """A table with one column per run folder."""
-    runs = []
-    for d in dirs:
-        path = Path(d) / "metrics.json"
-        if not path.is_file():
-            raise PyrodpsError(f"dirs: {path} does not exist")
-        runs.append(json.loads(path.read_text()))
+    from pyrodps.io import read_json
+
+    runs = [read_json(Path(d) / "metrics.json", "dirs") for d in dirs]
     rows = [k for k in SUMMARY_ROWS if any(k in r for r in runs)]
     fmt = lambda v: "-" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
     width = max(12, *(len(fmt(r.get(k))) for r in runs for k in rows))
@@ -183,60 +180,78 @@ def _seeds(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            from pyrodps.app.runner import RunRequest, resume_request, run
-
-            if args.resume is not None:
-                req = resume_request(args.resume)
-            else:
-                for flag in ("method", "out"):
-                    if getattr(args, flag) is None:
-                        raise ValidationError(flag, f"--{flag} is required (or --resume DIR)")
-                req = RunRequest(_problem_spec(args), args.method, args.out, args.steps, args.seed, args.force,
-                                 chains=args.chains, track_weights=args.track_weights,
-                                 checkpoint_every=args.checkpoint_every, on_divergence=args.on_divergence,
-                                 memory_budget_mib=args.memory_budget_mib, config=_config_fields(args))
-            metrics = run(req, progress=not args.no_progress)
-            print(json.dumps({k: metrics[k] for k in SUMMARY_ROWS if k in metrics}, indent=2))
-        elif args.command == "compare":
-            from pyrodps.app.compare import check_methods, compare, format_summary
-            from pyrodps.app.runner import check_output_dir, machine_description
-            from pyrodps.errors import check_positive_int
-
-            spec = _problem_spec(args)
-            spec.validate()
-            methods = check_methods([m.strip() for m in args.methods.split(",") if m.strip()])
-            config = _config_fields(args)
-            seeds = _seeds(args.seeds)
-            if args.steps is not None:
-                check_positive_int("steps", args.steps)
-            check_output_dir(args.out, args.force)
-            header = {"scenario": spec.name, "scenario_options": spec.options, "steps": args.steps,
-                      "config": config, "machine": machine_description()}
-            result = compare(spec.build, methods, seeds, args.out, steps=args.steps, progress=not args.no_progress,
-                             header=header, config=config)
-            print(format_summary(result))
-            print(f"wrote {args.out / 'comparison.json'}")
-        elif args.command == "summarize":
-            print(summarize(args.dirs))
-        elif args.command == "report":
-            from pyrodps.diagnostics.convergence import ConvergenceThresholds
-            from pyrodps.diagnostics.report import write_report
-
-            thresholds = ConvergenceThresholds(
-                max_rhat=args.max_rhat, min_ess_bulk_per_chain=args.min_ess_per_chain,
-                min_weight_pass_fraction=args.min_weight_pass_fraction, max_rhat_across=args.max_rhat_across,
-                min_weight_rank_correlation=args.min_weight_rank_correlation,
-                max_auroc_spread=args.max_auroc_spread, max_accuracy_spread=args.max_accuracy_spread)
-            result = write_report(args.dir, args.compare, thresholds)
-            conv = result.convergence
-            print(conv.verdict() if conv is not None else "no posterior draws in this folder: no convergence verdict")
-            for line in conv.failures() if conv is not None else []:
-                print(f"  {line}")
-            print(f"wrote {result.path}")
+        return _main(args)
     except PyrodpsError as e:
         print(f"pyrodps: error: {e}", file=sys.stderr)
+        from pyrodps.run.stop import RunInterrupted
+
+        if isinstance(e, RunInterrupted):
+            print(f"pyrodps: resume with: pyrodps run --resume {args.resume or args.out}", file=sys.stderr)
+            return e.exit_code
         return 2
+    except KeyboardInterrupt as e:  # a second SIGINT/SIGTERM (StopNow), or Ctrl-C outside a run
+        signum = getattr(e, "signum", 2)
+        folder = getattr(args, "resume", None) or getattr(args, "out", None)
+        hint = f"; resume from the last checkpoint with: pyrodps run --resume {folder}" if args.command == "run" else ""
+        print(f"pyrodps: stopped at once{hint}", file=sys.stderr)
+        return 128 + signum
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from pyrodps.app.runner import RunRequest, resume_request, run
+
+        if args.resume is not None:
+            req = resume_request(args.resume)
+        else:
+            for flag in ("method", "out"):
+                if getattr(args, flag) is None:
+                    raise ValidationError(flag, f"--{flag} is required (or --resume DIR)")
+            req = RunRequest(_problem_spec(args), args.method, args.out, args.steps, args.seed, args.force,
+                             chains=args.chains, track_weights=args.track_weights,
+                             checkpoint_every=args.checkpoint_every, on_divergence=args.on_divergence,
+                             memory_budget_mib=args.memory_budget_mib, config=_config_fields(args))
+        metrics = run(req, progress=not args.no_progress)
+        print(json.dumps({k: metrics[k] for k in SUMMARY_ROWS if k in metrics}, indent=2))
+    elif args.command == "compare":
+        from pyrodps.app.compare import check_methods, compare, format_summary
+        from pyrodps.app.runner import check_output_dir, machine_description
+        from pyrodps.errors import check_positive_int
+        from pyrodps.run.lock import check_unlocked, folder_lock
+
+        spec = _problem_spec(args)
+        spec.validate()
+        methods = check_methods([m.strip() for m in args.methods.split(",") if m.strip()])
+        config = _config_fields(args)
+        seeds = _seeds(args.seeds)
+        if args.steps is not None:
+            check_positive_int("steps", args.steps)
+        check_unlocked(args.out)
+        check_output_dir(args.out, args.force)
+        header = {"scenario": spec.name, "scenario_options": spec.options, "steps": args.steps,
+                  "config": config, "machine": machine_description()}
+        with folder_lock(args.out):
+            result = compare(spec.build, methods, seeds, args.out, steps=args.steps, progress=not args.no_progress,
+                             header=header, config=config)
+        print(format_summary(result))
+        print(f"wrote {args.out / 'comparison.json'}")
+    elif args.command == "summarize":
+        print(summarize(args.dirs))
+    elif args.command == "report":
+        from pyrodps.diagnostics.convergence import ConvergenceThresholds
+        from pyrodps.diagnostics.report import write_report
+
+        thresholds = ConvergenceThresholds(
+            max_rhat=args.max_rhat, min_ess_bulk_per_chain=args.min_ess_per_chain,
+            min_weight_pass_fraction=args.min_weight_pass_fraction, max_rhat_across=args.max_rhat_across,
+            min_weight_rank_correlation=args.min_weight_rank_correlation,
+            max_auroc_spread=args.max_auroc_spread, max_accuracy_spread=args.max_accuracy_spread)
+        result = write_report(args.dir, args.compare, thresholds)
+        conv = result.convergence
+        print(conv.verdict() if conv is not None else "no posterior draws in this folder: no convergence verdict")
+        for line in conv.failures() if conv is not None else []:
+            print(f"  {line}")
+        print(f"wrote {result.path}")
     return 0
 
 

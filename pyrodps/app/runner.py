@@ -16,6 +16,7 @@ selection AUROC, ``null`` without a corrupted mask holding both classes). Last, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ from pyrodps.data import SCENARIOS, load_npz_problem, make_scenario, scenario_op
 from pyrodps.errors import (
     OutputExistsError,
     ValidationError,
+    WriteError,
     check_choice,
     check_positive,
     check_positive_int,
@@ -39,7 +41,10 @@ from pyrodps.errors import (
 from pyrodps.io import write_json, write_npz
 from pyrodps.models.likelihoods import make_likelihood
 from pyrodps.models.problem import SelectionProblem
+from pyrodps.run.checkpoint import remove_checkpoint
 from pyrodps.run.guard import GUARD_ACTIONS, DivergenceGuard
+from pyrodps.run.lock import check_unlocked, folder_lock
+from pyrodps.run.stop import graceful_stop
 from pyrodps.version import __version__
 
 REQUEST_FILE = "request.json"
@@ -130,6 +135,7 @@ class RunRequest:
             check_method_overrides(self.method, self.bads_config())  # the base config is checked as it is made
         elif self.config.get("likelihood") is not None:
             make_likelihood(self.config["likelihood"], num_classes=2, **self.config.get("likelihood_kwargs", {}))
+        check_unlocked(self.out)  # before the emptiness check: "in use by pid N" says more than "not empty"
         if not self.resume:
             check_output_dir(self.out, self.force)
 
@@ -189,22 +195,49 @@ def machine_description() -> dict:
 
 
 def run(request: RunRequest, *, progress: bool = True) -> dict:
-    """Run the request and write its results; returns the metrics."""
+    """Run the request and write its results; returns the metrics.
+
+    The folder is locked for the whole run (:func:`~pyrodps.run.folder_lock`: a second process is
+    refused with this one's pid). A failure to write a result file raises
+    :class:`~pyrodps.errors.WriteError`; the checkpoint of a BADS run is removed only after every
+    result is written, so ``--resume`` then finishes the run without sampling again. For the BADS
+    methods, SIGINT/SIGTERM stop the run at a checkpoint (:class:`~pyrodps.run.RunInterrupted`), also
+    when they arrive before sampling has begun.
+    """
     request.validate()
+    with contextlib.ExitStack() as stack:
+        if request.method in BADS_METHODS:  # a signal from here on stops at a checkpoint (the driver's check)
+            stack.enter_context(graceful_stop())
+        return _run(request, progress)
+
+
+def _run(request: RunRequest, progress: bool) -> dict:
     problem = request.problem.build(request.seed)  # validates the arrays before any training
     out = Path(request.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not request.resume:
-        (out / CHECKPOINT_FILE).unlink(missing_ok=True)  # --force: never resume someone else's run
-        write_json(out / REQUEST_FILE, request.to_dict())
-    options: dict = {"likelihood": request.config.get("likelihood"),
-                     "likelihood_kwargs": request.config.get("likelihood_kwargs", {})}
-    if request.method in BADS_METHODS:
-        options = {"bads_config": request.bads_config(), "checkpoint_dir": out,
-                   "checkpoint_every": request.checkpoint_every, "guard": DivergenceGuard(action=request.on_divergence),
-                   "memory_budget": None if request.memory_budget_mib is None
-                   else max(1, int(request.memory_budget_mib * 2**20))}
-    res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress, **options)
+    with folder_lock(out):
+        if not request.resume:
+            remove_checkpoint(out / CHECKPOINT_FILE)  # --force: never resume someone else's run
+            write_json(out / REQUEST_FILE, request.to_dict())
+        options: dict = {"likelihood": request.config.get("likelihood"),
+                         "likelihood_kwargs": request.config.get("likelihood_kwargs", {})}
+        if request.method in BADS_METHODS:
+            options = {"bads_config": request.bads_config(), "checkpoint_dir": out,
+                       "checkpoint_every": request.checkpoint_every,
+                       "guard": DivergenceGuard(action=request.on_divergence),
+                       "memory_budget": None if request.memory_budget_mib is None
+                       else max(1, int(request.memory_budget_mib * 2**20))}
+        res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress, **options)
+        try:
+            metrics = _write_results(request, problem, res, out)
+        except WriteError as e:
+            hint = ("The run's checkpoint is intact: free the space and finish it with "
+                    f"`pyrodps run --resume {out}`" if request.method in BADS_METHODS else "Free the space and run again")
+            raise WriteError(e.path, e, hint) from e
+        remove_checkpoint(out / CHECKPOINT_FILE)  # every result is written: the checkpoint is spent
+    return metrics
+
+
+def _write_results(request: RunRequest, problem: SelectionProblem, res, out: Path) -> dict:
     fit = res.fit
     metrics = {
         "scenario": request.problem.name,
@@ -244,6 +277,5 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
         verdict = run_verdict.assess_data(data, chain_mean, corrupted, metrics["chain_test_accuracy"])
         write_json(out / "convergence.json", verdict.to_dict())
     write_json(out / "metrics.json", metrics)  # last: its presence marks a finished run
-    (out / CHECKPOINT_FILE).unlink(missing_ok=True)  # every result is written: the checkpoint is spent
     return metrics
 

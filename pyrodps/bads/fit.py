@@ -29,7 +29,7 @@ from pyrodps.diagnostics.metrics import selection_auroc
 from pyrodps.diagnostics.posterior import PosteriorTracker, tracked_point_indices
 from pyrodps.errors import check_positive_int
 from pyrodps.models.problem import SelectionProblem
-from pyrodps.run import Checkpointer, DivergenceGuard, SampleResult, sample
+from pyrodps.run import Checkpointer, DivergenceGuard, SampleResult, folder_lock, sample
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -96,9 +96,11 @@ def fit_bads(
     posterior means and standard deviations.
 
     Long runs: with ``checkpoint_dir`` the run is checkpointed to ``checkpoint_dir/checkpoint.pt``
-    every ``checkpoint_every`` steps and, if that file exists, **resumed** from it (the result equals
-    an uninterrupted run's bit for bit on CPU; a checkpoint of another configuration, seed or data
-    set is refused). ``guard`` sets the divergence guard (default: raise on a non-finite value).
+    every ``checkpoint_every`` steps (two generations with checksums, :class:`~pyrodps.run.Checkpointer`)
+    and, if a checkpoint exists, **resumed** from it (the result equals an uninterrupted run's bit for
+    bit on CPU; a checkpoint of another configuration, seed or data set is refused). The folder is
+    locked while the fit runs (:func:`~pyrodps.run.folder_lock`), and SIGINT/SIGTERM end the fit with a
+    final checkpoint (:class:`~pyrodps.run.RunInterrupted`). ``guard`` sets the divergence guard (default: raise on a non-finite value).
     ``memory_budget`` (bytes) spills kept draws to ``spill_dir`` (default ``checkpoint_dir/draws``;
     else a temporary folder removed when the fit returns). ``on_draw(chain, state, prediction)`` is called at
     every kept draw with the chain's state (θ, the weight table ``u``) and the draw's test prediction.
@@ -106,6 +108,8 @@ def fit_bads(
     check_positive_int("checkpoint_every", checkpoint_every)
     setup = build(problem, config, seed=seed, net=net)
     with contextlib.ExitStack() as cleanup:
+        if checkpoint_dir is not None:
+            cleanup.enter_context(folder_lock(checkpoint_dir))
         if memory_budget is not None and spill_dir is None:  # a folder of the run's, or a temporary one
             spill_dir = Path(checkpoint_dir) / "draws" if checkpoint_dir is not None else Path(
                 cleanup.enter_context(tempfile.TemporaryDirectory(prefix="pyrodps-draws-")))

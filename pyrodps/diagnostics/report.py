@@ -38,7 +38,7 @@ from pyrodps.diagnostics.page_parts import (  # noqa: F401  (flatten, format_val
 from pyrodps.diagnostics.run_verdict import assess_run_files
 from pyrodps.diagnostics.verdict import SplitConvergenceReport
 from pyrodps.errors import ValidationError
-from pyrodps.io import atomic_write_bytes, write_json
+from pyrodps.io import atomic_write_bytes, read_json, read_npz, write_json
 
 TRACE_SCALARS = ("train_nll", "meta_nll", "param_norm", "test_accuracy", "test_rmse", "theta_projection")
 COMPARE_COLUMNS = ("test_accuracy", "balanced_accuracy", "selection_auroc", "selection_average_precision",
@@ -102,7 +102,7 @@ def weight_figures(weights: dict[str, np.ndarray]) -> list[str]:
 
 
 def compare_html(compare_dir: Path) -> str:
-    result = _read_json(compare_dir / "comparison.json", "compare")
+    result = read_json(compare_dir / "comparison.json", "compare")
     summary = result.get("summary", {})
     cols = [c for c in COMPARE_COLUMNS if any(c in s for s in summary.values())]
     rows = []
@@ -125,13 +125,14 @@ def compare_html(compare_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def _read_json(path: Path, argument: str) -> dict:
-    if not path.is_file():
-        raise ValidationError(argument, f"{path} does not exist")
+def _read_posterior(path: Path) -> object:
+    """``posterior.nc``, or a :class:`ValidationError` naming it when it is truncated or corrupt."""
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValidationError(argument, f"{path} is not valid JSON: {e}") from None
+        return read_netcdf(path)
+    except ValidationError:
+        raise
+    except Exception as e:  # noqa: BLE001 - netCDF/HDF5 report a damaged file in many ways
+        raise ValidationError("dir", f"{path} is corrupt or unreadable ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 @dataclass
@@ -150,16 +151,13 @@ def write_report(run_dir: str | Path, compare_dir: str | Path | None = None,
     thresholds = (thresholds or ConvergenceThresholds()).validate()
     if not run_dir.is_dir():
         raise ValidationError("dir", f"{run_dir} is not a folder")
-    metrics = _read_json(run_dir / "metrics.json", "dir")
-    config = _read_json(run_dir / "config.json", "dir") if (run_dir / "config.json").is_file() else {}
+    metrics = read_json(run_dir / "metrics.json", "dir")
+    config = read_json(run_dir / "config.json", "dir") if (run_dir / "config.json").is_file() else {}
     if compare_dir is not None:
         compare_dir = Path(compare_dir)
-        _read_json(compare_dir / "comparison.json", "compare")
-    weights = None
-    if (run_dir / "weights.npz").is_file():
-        with np.load(run_dir / "weights.npz") as f:
-            weights = {k: f[k] for k in f.files}
-    posterior = read_netcdf(run_dir / "posterior.nc") if (run_dir / "posterior.nc").is_file() else None
+        read_json(compare_dir / "comparison.json", "compare")
+    weights = read_npz(run_dir / "weights.npz", "dir") if (run_dir / "weights.npz").is_file() else None
+    posterior = _read_posterior(run_dir / "posterior.nc") if (run_dir / "posterior.nc").is_file() else None
     report = assess_run_files(posterior, weights, metrics, thresholds) if posterior is not None else None
 
     title = (f"pyrodps report: {metrics.get('method', '?')} on {metrics.get('scenario', '?')}, "

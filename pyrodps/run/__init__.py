@@ -1,10 +1,14 @@
 """Running a kernel: the driver (chains, burn-in, thinning, progress), observers of the run,
-checkpoints, the divergence guard and the store of kept draws. Knows kernels only through
+checkpoints (two generations, checksums, no code on load), graceful stop on SIGINT/SIGTERM, the run
+folder's lock, the divergence guard and the store of kept draws. Knows kernels only through
 :class:`pyrodps.sgmcmc.Kernel`; nothing here is specific to BADS."""
 
-from pyrodps.run.checkpoint import Checkpointer
+from pyrodps.run.checkpoint import Checkpointer, CheckpointUnreadableError, CheckpointWriteError
 from pyrodps.run.driver import SampleResult, sample
 from pyrodps.run.guard import DivergenceError, DivergenceGuard
+from pyrodps.run.lock import RunFolderLockedError, folder_lock
+from pyrodps.run.stop import RunInterrupted
 from pyrodps.run.weight_stats import OnlineWeightStats
 
-__all__ = ["Checkpointer", "DivergenceError", "DivergenceGuard", "OnlineWeightStats", "SampleResult", "sample"]
+__all__ = ["CheckpointUnreadableError", "CheckpointWriteError", "Checkpointer", "DivergenceError", "DivergenceGuard",
+           "OnlineWeightStats", "RunFolderLockedError", "RunInterrupted", "SampleResult", "folder_lock", "sample"]

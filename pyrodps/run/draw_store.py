@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyrodps.errors import ValidationError
+from pyrodps.errors import PyrodpsError, ValidationError
 from pyrodps.io import atomic_write
 
 BLOCK_ROWS = 256  # rows per block without a budget
@@ -111,7 +111,7 @@ class DrawStore:
 
     def stacked(self, name: str) -> torch.Tensor:
         """All draws of ``name`` in order, shape ``(draws, ...)``."""
-        parts = [torch.from_numpy(np.load(self.spill_dir / c)) for c in self.chunks[name]]
+        parts = [torch.from_numpy(_load_chunk(self.spill_dir / c)) for c in self.chunks[name]]
         rows = self._in_memory(name)
         if rows is not None:
             parts.append(rows.clone())
@@ -131,6 +131,18 @@ class DrawStore:
         self.done = {n: [] if state["rows"][n] is None else [state["rows"][n].clone()] for n in self.names}
         self.open = {n: None for n in self.names}
         self.rows = 0
+
+
+class DrawChunkError(PyrodpsError):
+    """A spilled chunk of draws is missing or corrupt."""
+
+
+def _load_chunk(path: Path) -> np.ndarray:
+    """A spilled chunk (numbers only: pickled objects are refused)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - missing, truncated or not an array: the same to the user
+        raise DrawChunkError(f"the spilled draws {path} are missing or corrupt ({type(e).__name__}: {e})") from None
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:

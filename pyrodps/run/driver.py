@@ -13,7 +13,9 @@ Long runs: a :class:`~pyrodps.run.checkpoint.Checkpointer` saves the whole run a
 every few steps (kernel state and hyper-state, batch stream, observers, kept draws, the guard's
 log) and resumes it exactly; a :class:`~pyrodps.run.guard.DivergenceGuard` stops (or backs off)
 on non-finite values; a memory budget spills kept draws to disk
-(:class:`~pyrodps.run.draw_store.DrawStore`).
+(:class:`~pyrodps.run.draw_store.DrawStore`). With a checkpoint, SIGINT / SIGTERM stop the run
+gracefully (:mod:`pyrodps.run.stop`): the current step finishes, a checkpoint is written and
+:class:`~pyrodps.run.stop.RunInterrupted` is raised.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pyrodps.run.guard import (
     first_nonfinite,
 )
 from pyrodps.run.observers import Observer
+from pyrodps.run.stop import RunInterrupted, StopFlag, graceful_stop
 from pyrodps.sgmcmc.kernel import make_generator
 
 
@@ -148,6 +151,10 @@ def sample(
             spill the rest to ``.npy`` chunks in ``spill_dir`` (:class:`DrawStore`).
         warmup_track: scalar sites also kept at every ``thin``-th step of the burn-in
             (``SampleResult.warmup_draws``; in memory: burn-in / thin numbers per site and chain).
+
+    Raises:
+        RunInterrupted: a SIGINT or SIGTERM arrived while a checkpointed run was sampling; the step in
+            progress was finished and checkpointed (a second signal raises ``StopNow`` at once).
     """
     check_positive_int("num_steps", num_steps)
     check_positive_int("burn_in", burn_in, minimum=0)
@@ -161,6 +168,18 @@ def sample(
             raise ValidationError("observers", f"{name!r} is not an Observer (begin_chain, observe, state_dict, "
                                   "load_state_dict)")
     guard = guard if guard is not None else DivergenceGuard()
+    if checkpoint is None:  # nothing to resume from: a signal keeps its usual effect
+        return _sample(kernel, make_batches, num_steps, burn_in, thin, num_chains, seed, track, observers, progress,
+                       None, guard, memory_budget, spill_dir, warmup_track, StopFlag())
+    with graceful_stop() as stop:
+        return _sample(kernel, make_batches, num_steps, burn_in, thin, num_chains, seed, track, observers, progress,
+                       checkpoint, guard, memory_budget, spill_dir, warmup_track, stop)
+
+
+def _sample(kernel, make_batches, num_steps: int, burn_in: int, thin: int, num_chains: int, seed: int,
+            track: Sequence[str], observers: dict[str, Observer], progress: bool, checkpoint: Checkpointer | None,
+            guard: DivergenceGuard, memory_budget: int | None, spill_dir, warmup_track: Sequence[str],
+            stop: StopFlag) -> SampleResult:
     resume = checkpoint.load() if checkpoint is not None else None
     completed: list[dict] = resume["completed"] if resume else []
     log: dict = dict(resume["log"]) if resume else {"backoffs": [], "resumed_at": []}
@@ -207,7 +226,8 @@ def sample(
                 hint = "" if checkpoint is None else f" The last good checkpoint is {checkpoint.path}."
                 raise DivergenceError(chain, t, e.role, current_step_size(kernel, t), hint, piece=e) from e
             live.state = state
-            save = checkpoint is not None and ((t + 1) % checkpoint.every == 0 or t == num_steps - 1)
+            stopping = stop.requested
+            save = checkpoint is not None and ((t + 1) % checkpoint.every == 0 or t == num_steps - 1 or stopping)
             snap = good is not None and (t + 1) % guard.snapshot_every == 0
             if keep or save or snap or (t + 1) % guard.every == 0:
                 bad = first_nonfinite(state, info, guarded)
@@ -237,11 +257,17 @@ def sample(
                 good = run.payload(chain, t, live, completed)
             if save and t < num_steps:
                 checkpoint.save(run.payload(chain, t, live, completed))
+            if stopping and t < num_steps:
+                bar.close()
+                raise RunInterrupted(stop.signum, chain, t, checkpoint.path)
         finished.append(live)
         if checkpoint is not None:  # the chain is finished: the next one starts from scratch
             completed = [*completed, {"state": snapshot(live.state), "store": live.store.state(),
                                       "warmup": live.warmup.state()}]
             checkpoint.save(run.payload(chain + 1, 0, None, completed))
+            if stop.requested and chain + 1 < num_chains:
+                bar.close()
+                raise RunInterrupted(stop.signum, chain + 1, 0, checkpoint.path)
     bar.close()
     return SampleResult(
         {name: torch.stack([c.store.stacked(name) for c in finished]) for name in track},
