@@ -225,7 +225,10 @@ class Checkpointer:
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
             entry = {"sha256": sha256_of(tmp), "chain": data.get("chain"), "t": data.get("t")}
-            known = [e for e in self._manifest_entries() or [] if e.get("sha256") != entry["sha256"]]
+            entries = self._manifest_entries()
+            if entries is None and self.path.is_file():  # a lost manifest: vouch for the generation we keep
+                entries = [{"sha256": sha256_of(self.path)}]
+            known = [e for e in entries or [] if isinstance(e, dict) and e.get("sha256") != entry["sha256"]]
             write_json(self.manifest, {"format": FORMAT_VERSION, "generations": [entry, *known][:KEEP_CHECKSUMS]})
             if self.path.exists():
                 os.replace(self.path, self.previous)
