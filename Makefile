@@ -1,7 +1,8 @@
 # Two commands from a fresh clone: `make run` and `make test`.
 # torch is installed pinned together with the project; override with `make TORCH_SPEC=torch==2.x.y test`.
 # --no-compile: no .pyc for all of torch up front (Python compiles what it imports), about 1.5 min less setup.
-# The `triton` extra brings the fused sampler kernels, which the tests run on CPU in Triton's interpreter.
+# The `triton` extra brings the fused sampler kernels, which the tests run on CPU in Triton's interpreter;
+# the `cleanlab` extra the cleanlab baseline, which the tests run too.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -16,7 +17,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton]"
+	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton,cleanlab]"
 	touch $(STAMP)
 
 install: $(STAMP)
