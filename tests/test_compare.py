@@ -16,7 +16,13 @@ def test_compare_writes_json_and_figures(tmp_path, capsys):
     assert rc == 0
     result = json.loads((out / "comparison.json").read_text())
     assert result["methods"][0] == "bads"  # weighting methods run first
-    assert len(result["runs"]) == 6
+    assert "oracle" in result["methods"]  # the reference row of a problem with corrupted points
+    assert len(result["runs"]) == 8
+    harm = result["harm"]
+    per_seed = {r["seed"]: r["test_accuracy"] for r in result["runs"] if r["method"] == "oracle"}
+    mixing = {r["seed"]: r["test_accuracy"] for r in result["runs"] if r["method"] == "mixing"}
+    assert harm["per_seed"] == {str(s): pytest.approx(per_seed[s] - mixing[s]) for s in (0, 1)}
+    assert harm["mean"] == pytest.approx(np.mean(list(harm["per_seed"].values())))
     bads = [r for r in result["runs"] if r["method"] == "bads"]
     assert all(r["selection_auroc"] is not None and "mean_weight_corrupted" in r for r in bads)
     for method in ("bads", "mixing", "random-select"):
@@ -25,7 +31,21 @@ def test_compare_writes_json_and_figures(tmp_path, capsys):
         assert s["mean"] == pytest.approx(np.mean(vals)) and s["sd"] == pytest.approx(np.std(vals, ddof=1))
     assert (out / "accuracy_vs_steps.png").stat().st_size > 1000
     assert (out / "weights_by_group.png").stat().st_size > 1000
-    assert "bads" in capsys.readouterr().out
+    assert "harm of the corruption" in capsys.readouterr().out
+
+
+def test_an_imbalance_comparison_carries_class_balanced_and_no_oracle(tmp_path):
+    out = tmp_path / "cmp"
+    assert main(["compare", "--scenario", "digits-imbalance", "--methods", "mixing", "--seeds", "0",
+                 "--steps", "60", "--out", str(out), "--no-progress"]) == 0
+    result = json.loads((out / "comparison.json").read_text())
+    assert set(result["methods"]) == {"mixing", "class-balanced"} and "harm" not in result
+    cb = next(r for r in result["runs"] if r["method"] == "class-balanced")
+    assert cb["mean_weight_minority"] > 2 * cb["mean_weight_majority"]
+    out2 = tmp_path / "cmp2"
+    assert main(["compare", "--scenario", "digits-imbalance", "--methods", "mixing", "--seeds", "0",
+                 "--steps", "60", "--out", str(out2), "--no-progress", "--no-references"]) == 0
+    assert json.loads((out2 / "comparison.json").read_text())["methods"] == ["mixing"]
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ def test_every_method_runs_and_reports(problem, method):
     m = res.metrics(problem)
     assert 0.0 <= m["test_accuracy"] <= 1.0 and 0.0 <= m["balanced_accuracy"] <= 1.0
     assert res.test_probs.shape == (problem.x_test.shape[0], problem.num_classes)
-    if method.startswith("bads") or method in BLO_METHODS:
+    if method.startswith("bads") or method in (*BLO_METHODS, "class-balanced"):
         assert m["selection_auroc"] is not None and "mean_weight_corrupted" in m and "kept_fraction" in m
         assert res.weight_mean.shape == (problem.num_train,)
     else:
@@ -68,3 +68,25 @@ def test_weight_network_finds_mislabelled_points(problem):
     m = res.metrics(problem)
     assert m["selection_auroc"] >= 0.95
     assert m["mean_weight_corrupted"] < m["mean_weight_clean"]
+
+
+def test_class_balanced_weights_are_inverse_class_frequencies_with_mean_one():
+    from pyrodps.baselines.naive import class_balanced_weights
+
+    y = np.array([0, 0, 0, 1, 2, 2])
+    w = class_balanced_weights(y, 4)  # class 3 absent: C counts the classes present
+    np.testing.assert_allclose(w, [6 / 9, 6 / 9, 6 / 9, 2.0, 1.0, 1.0])
+    assert w.mean() == pytest.approx(1.0)
+    with pytest.raises(ValidationError, match="method"):
+        class_balanced_weights(y, None)
+
+
+def test_class_balanced_changes_the_fit_and_reports_its_weights():
+    problem = make_scenario("digits-imbalance", seed=0)
+    cb = run_method(problem, "class-balanced", seed=0, steps=60, progress=False)
+    mixing = run_method(problem, "mixing", seed=0, steps=60, progress=False)
+    assert cb.weight_mean.shape == (problem.num_train,)
+    assert cb.weight_mean[problem.minority].min() > cb.weight_mean[~problem.minority].max()
+    assert not np.array_equal(cb.test_probs, mixing.test_probs)
+    with pytest.raises(ValidationError, match="method"):
+        run_method(make_scenario("friedman-outliers", seed=0), "class-balanced", steps=5, progress=False)

@@ -289,3 +289,29 @@ def test_page_renders_in_a_headless_browser_without_console_errors(runs):
     errors = [line for line in done.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line
               or "Failed to load resource" in line]
     assert not errors, errors
+
+
+def test_report_lists_the_least_trusted_points_and_writes_suspects_csv(runs):
+    import csv
+
+    folder = runs / "bads"
+    with np.load(folder / "weights.npz") as f:
+        weights = {k: f[k] for k in f.files}
+    with open(folder / "suspects.csv") as f:
+        rows = list(csv.DictReader(f))
+    n = weights["mean"].shape[0]
+    assert len(rows) == n and {int(r["index"]) for r in rows} == set(range(n))  # one row per training point
+    means = [float(r["weight_mean"]) for r in rows]
+    assert means == sorted(means)
+    first = int(rows[0]["index"])
+    assert float(rows[0]["weight_mean"]) == pytest.approx(weights["mean"][first], rel=1e-5)
+    assert int(rows[0]["given_label"]) == weights["label"][first]
+    assert int(rows[0]["predicted_label"]) == weights["predicted"][first]
+    assert float(rows[0]["loss"]) == pytest.approx(weights["loss"][first], rel=1e-5)
+    assert rows[0]["corrupted"] in ("True", "False")
+    # the page shows the first 20, the same rows in the same order
+    shown = [c["value"] for c in page(folder).cells if c["table"] == "suspects" and c["key"].endswith(".index")]
+    assert shown == [int(r["index"]) for r in rows[:20]]
+    # on the least-trusted points, BADS mostly found flipped labels
+    assert np.mean([r["corrupted"] == "True" for r in rows[:20]]) > 0.7
+    assert not (runs / "sgd" / "suspects.csv").exists()  # mixing has no weights

@@ -114,3 +114,22 @@ def test_scenario_options_are_checked():
         digits_label_noise(noise_rate=-0.1)
     with pytest.raises(ValidationError, match="scenario"):
         make_scenario("cifar")
+
+
+@pytest.mark.parametrize("extra,needle", [(["--steps", "5000"], "pyrodps run --scenario digits-label-noise"),
+                                          (["--seed", "3"], "--seed"), (["--method", "mixing"], "--method")])
+def test_resume_takes_no_other_options_and_says_how_to_run_longer(tmp_path, capsys, extra, needle):
+    """``--resume DIR --steps N`` used to ignore --steps silently; now it is refused, with the command
+    line that starts a longer run with the same settings."""
+    from pyrodps.app.cli import main
+    from pyrodps.app.runner import ProblemSpec, RunRequest
+    from pyrodps.io import write_json
+
+    folder = tmp_path / "run"
+    write_json(folder / "request.json", RunRequest(ProblemSpec("digits-label-noise", {"noise_rate": 0.3}), "bads",
+                                                   folder, steps=300, seed=2).to_dict())
+    assert main(["run", "--resume", str(folder), *extra]) == 2
+    err = capsys.readouterr().err
+    assert needle in err
+    if extra[0] == "--steps":
+        assert "--noise-rate 0.3 --method bads --seed 2 --steps 5000" in err and "cannot be changed or extended" in err

@@ -108,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, type=Path)
     c.add_argument("--steps", type=int, default=None)
     c.add_argument("--force", action="store_true")
+    c.add_argument("--no-references", action="store_true",
+                   help="do not add the reference rows (mixing; oracle with corrupted points, and the harm; "
+                        "class-balanced with minority points)")
     c.add_argument("--no-progress", action="store_true")
     s = sub.add_parser("summarize", help="print the metrics of run folders side by side", allow_abbrev=False)
     s.add_argument("dirs", nargs="+", type=Path)
@@ -115,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
                          allow_abbrev=False)
     rep.add_argument("dir", type=Path, help="a folder written by pyrodps run")
     rep.add_argument("--compare", type=Path, default=None, help="a folder written by pyrodps compare")
+    rep.add_argument("--suspects", type=int, default=20,
+                     help="how many of the least-trusted training points the page lists (all go to suspects.csv)")
     rep.add_argument("--max-rhat", type=float, default=1.01,
                      help="within each chain (its two halves), a quantity passes with split R-hat below this")
     rep.add_argument("--min-ess-per-chain", type=float, default=100.0,
@@ -167,6 +172,55 @@ def _problem_spec(args: argparse.Namespace):
                        getattr(args, "test", None))
 
 
+RESUME_KEEPS = ("resume", "no_progress", "command")  # what --resume may be combined with
+
+
+def _check_resume_alone(args: argparse.Namespace) -> None:
+    """``--resume DIR`` continues the run exactly as it was started: any other setting is refused (it
+    would be silently ignored otherwise), ``--steps`` with a message that says how to run longer."""
+    run_parser = _parser()._subparsers._group_actions[0].choices["run"]
+    defaults = {a.dest: a.default for a in run_parser._actions}
+    given = [d for d, v in vars(args).items() if d not in RESUME_KEEPS and d in defaults and v != defaults[d]]
+    if not given:
+        return
+    if "steps" in given:
+        raise ValidationError(
+            "steps", "--resume continues a run with the length it was started with (its burn-in, step-size "
+            "schedule and averaging window depend on it), so it cannot be changed or extended. To sample longer, "
+            f"start a new run with the same settings: {_rerun_command(args.resume, args.steps)}")
+    flags = ", ".join("--" + d.replace("_", "-") for d in given)
+    raise ValidationError("resume", f"--resume DIR continues the run with the settings in DIR/request.json and takes "
+                          f"no other options (got {flags}); only --no-progress may be added")
+
+
+def _rerun_command(folder: Path, steps: int) -> str:
+    """The ``pyrodps run`` command line of the run in ``folder`` with ``--steps steps`` and a new folder."""
+    import shlex
+
+    from pyrodps.io import read_json
+
+    try:
+        req = read_json(folder / "request.json", "resume")
+    except ValidationError:
+        return f"pyrodps run <the settings of the first run> --steps {steps} --out NEW_DIR"
+    words = ["pyrodps", "run"]
+    problem = req.get("problem", {})
+    if problem.get("scenario"):
+        words += ["--scenario", problem["scenario"]]
+        flag_of = {name: flag for flag, (name, _) in SCENARIO_FLAGS.items()}
+        for name, value in problem.get("options", {}).items():
+            words += [flag_of.get(name, "--" + name.replace("_", "-")), str(value)]
+    else:
+        words += [w for k in ("train", "meta", "test") for w in (f"--{k}", str(problem.get(k)))]
+    words += ["--method", str(req.get("method")), "--seed", str(req.get("seed", 0))]
+    for key in ("chains", "checkpoint_every", "on_divergence", "track_weights", "memory_budget_mib"):
+        if req.get(key) not in (None, 1, 500, "raise"):
+            words += ["--" + key.replace("_", "-"), str(req[key])]
+    for key, value in req.get("config", {}).items():
+        words += ["--" + key.replace("_", "-"), json.dumps(value) if isinstance(value, dict) else str(value)]
+    return shlex.join([*words, "--steps", str(steps), "--out", f"{folder}-longer"])
+
+
 def _seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
@@ -202,6 +256,7 @@ def _main(args: argparse.Namespace) -> int:
         from pyrodps.app.runner import RunRequest, resume_request, run
 
         if args.resume is not None:
+            _check_resume_alone(args)
             req = resume_request(args.resume)
         else:
             for flag in ("method", "out"):
@@ -232,7 +287,7 @@ def _main(args: argparse.Namespace) -> int:
                   "config": config, "machine": machine_description()}
         with folder_lock(args.out):
             result = compare(spec.build, methods, seeds, args.out, steps=args.steps, progress=not args.no_progress,
-                             header=header, config=config)
+                             header=header, config=config, references=not args.no_references)
         print(format_summary(result))
         print(f"wrote {args.out / 'comparison.json'}")
     elif args.command == "summarize":
@@ -246,12 +301,14 @@ def _main(args: argparse.Namespace) -> int:
             min_weight_pass_fraction=args.min_weight_pass_fraction, max_rhat_across=args.max_rhat_across,
             min_weight_rank_correlation=args.min_weight_rank_correlation,
             max_auroc_spread=args.max_auroc_spread, max_accuracy_spread=args.max_accuracy_spread)
-        result = write_report(args.dir, args.compare, thresholds)
+        result = write_report(args.dir, args.compare, thresholds, suspects=args.suspects)
         conv = result.convergence
         print(conv.verdict() if conv is not None else "no posterior draws in this folder: no convergence verdict")
         for line in conv.failures() if conv is not None else []:
             print(f"  {line}")
         print(f"wrote {result.path}")
+        if (args.dir / "suspects.csv").is_file():
+            print(f"wrote {args.dir / 'suspects.csv'}")
     return 0
 
 

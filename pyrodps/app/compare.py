@@ -61,12 +61,23 @@ def compare(
     progress: bool = True,
     header: dict | None = None,
     config: dict | None = None,
+    references: bool = True,
 ) -> dict:
     """Run every method on the problem of every seed; write the JSON and the figures into ``out``.
 
     ``config``: :class:`~pyrodps.bads.BADSConfig` fields for the BADS methods (the command line's
-    ``--step-size`` ...); its ``likelihood`` (and ``likelihood_kwargs``) reach every method."""
+    ``--step-size`` ...); its ``likelihood`` (and ``likelihood_kwargs``) reach every method.
+
+    ``references`` adds the rows that say what there is to win (:func:`reference_methods`):
+    ``mixing``; ``oracle`` when the problem marks corrupted points (then ``harm`` per seed, the
+    oracle's score minus mixing's, and its summary, with ``harmless: true`` when the mean harm is
+    below :data:`HARMLESS_BELOW`: removing the corrupted points does not help, so a weight near the
+    prior is the right answer and the selection AUROC means little); ``class-balanced`` when it marks
+    minority points."""
     methods = check_methods(methods)
+    first = make_problem(seeds[0])
+    if references:
+        methods = check_methods(list(dict.fromkeys([*methods, *reference_methods(first)])))
     config = dict(config or {})
     likelihood = {"likelihood": config.get("likelihood"), "likelihood_kwargs": config.get("likelihood_kwargs", {})}
     base = BADSConfig.from_flags(**config)
@@ -74,7 +85,7 @@ def compare(
     last_weights: dict[str, np.ndarray] = {}
     groups: dict[str, np.ndarray] = {}
     for seed in seeds:
-        problem = make_problem(seed)
+        problem = first if seed == seeds[0] else make_problem(seed)
         keep = 0.5
         for method in methods:
             res = run_method(problem, method, seed=seed, steps=steps, keep_fraction=keep, progress=progress,
@@ -88,6 +99,9 @@ def compare(
                 last_weights[method] = res.weight_mean
         groups = problem.groups()
     result = {**(header or {}), "methods": methods, "seeds": seeds, "runs": runs, "summary": summarize_runs(runs)}
+    harm = corruption_harm(runs)
+    if harm is not None:
+        result["harm"] = harm
     out.mkdir(parents=True, exist_ok=True)
     name = (header or {}).get("scenario", "")
     traces = {m: [r["accuracy_trace"] for r in runs if r["method"] == m] for m in methods}
@@ -99,6 +113,40 @@ def compare(
     return result
 
 
+HARMLESS_BELOW = 0.01  # a corruption whose removal gains less than 1 point of accuracy is flagged harmless
+
+
+def reference_methods(problem: SelectionProblem) -> list[str]:
+    """The rows every comparison of ``problem`` carries: ``mixing``; ``oracle`` if some training points
+    are marked corrupted; ``class-balanced`` if some are marked minority (classification)."""
+    out = ["mixing"]
+    if problem.corrupted is not None and np.asarray(problem.corrupted).any():
+        out.append("oracle")
+    if problem.minority is not None and np.asarray(problem.minority).any() and problem.num_classes is not None:
+        out.append("class-balanced")
+    return out
+
+
+def corruption_harm(runs: list[dict]) -> dict | None:
+    """What the corruption costs, per seed and over seeds: the oracle's score minus mixing's (test
+    accuracy; for regression, mixing's RMSE minus the oracle's), ``None`` without both rows."""
+    def score(run: dict) -> float:
+        return run["test_accuracy"] if "test_accuracy" in run else -run["test_rmse"]
+
+    by_seed: dict[int, dict[str, float]] = {}
+    for r in runs:
+        if r["method"] in ("oracle", "mixing"):
+            by_seed.setdefault(r["seed"], {})[r["method"]] = score(r)
+    per_seed = {s: v["oracle"] - v["mixing"] for s, v in by_seed.items() if len(v) == 2}
+    if not per_seed:
+        return None
+    h = np.asarray(list(per_seed.values()), dtype=np.float64)
+    mean = float(h.mean())
+    return {"per_seed": {str(s): float(v) for s, v in per_seed.items()}, "mean": mean,
+            "sd": float(h.std(ddof=1)) if h.size > 1 else 0.0, "harmless": bool(mean < HARMLESS_BELOW),
+            "metric": "test_accuracy" if any("test_accuracy" in r for r in runs) else "-test_rmse"}
+
+
 def format_summary(result: dict) -> str:
     """A table: one row per method, mean ± sd over seeds."""
     regression = any("test_rmse" in s for s in result["summary"].values())
@@ -108,4 +156,10 @@ def format_summary(result: dict) -> str:
     for method, s in result["summary"].items():
         cells = [f"{s[c]['mean']:.4f} ± {s[c]['sd']:.4f}" if c in s else "-" for c in cols]
         lines.append(f"{method:<16}" + "".join(f"{c:>22}" for c in cells))
+    harm = result.get("harm")
+    if harm is not None:
+        what = "accuracy" if harm["metric"] == "test_accuracy" else "RMSE"
+        lines.append(f"harm of the corruption (oracle - mixing, {what}): {harm['mean']:+.4f} ± {harm['sd']:.4f}"
+                     + ("  -> harmless: removing the corrupted points does not help; the AUROC means little"
+                        if harm["harmless"] else ""))
     return "\n".join(lines)

@@ -166,5 +166,7 @@ def run_method(
     config = config.resolved(problem)
     fit = fit_sgd(problem, config, seed=seed, method=method, keep_fraction=keep_fraction, progress=progress,
                   likelihood=piece)
+    weights = None if fit.example_weights is None else fit.example_weights[: problem.num_train]  # train first
     return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs, fit.accuracy_trace,
+                        weight_mean=weights, weight_std=None if weights is None else np.zeros_like(weights),
                         config={**config.to_dict(), "keep_fraction": keep_fraction if method == "random-select" else None})

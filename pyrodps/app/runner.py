@@ -2,8 +2,9 @@
 
 Everything the user passed is checked before any work starts; nothing is written when a check fails.
 Files: ``metrics.json`` (scenario, method, seed, steps, wall_seconds, test_accuracy, balanced_accuracy,
-selection_auroc, ...), ``weights.npz`` for weighting methods (``mean``, ``std``, ``corrupted``; per
-training point; BADS adds ``loss``, the training loss at the last draws) and ``config.json``; the BADS
+selection_auroc, ...), ``weights.npz`` for weighting methods (``mean``, ``std``, ``corrupted``, ``label``:
+the given label or target; per training point; BADS adds ``loss``, the training loss at the last
+draws, and ``predicted``, the class or mean predicted there) and ``config.json``; the BADS
 methods also write ``posterior.nc`` (ArviZ groups ``posterior`` and ``sample_stats`` per chain and draw,
 see :meth:`pyrodps.bads.fit.BADSFit.to_arviz`), read by ``pyrodps report``, and the per-chain results
 the convergence verdict compares: ``weights.npz["chain_mean"]`` (``(chains, N)``: each chain's
@@ -260,13 +261,16 @@ def _write_results(request: RunRequest, problem: SelectionProblem, res, out: Pat
     write_json(out / "config.json", {"problem": request.to_dict()["problem"], "method": request.method,
                                      "seed": request.seed, "config": res.config})
     if res.weight_mean is not None:
-        arrays = {"mean": res.weight_mean, "std": res.weight_std, "corrupted": corrupted}
+        arrays = {"mean": res.weight_mean, "std": res.weight_std, "corrupted": corrupted,
+                  "label": np.asarray(problem.y_train)}
         if chain_mean is not None:
             arrays["chain_mean"] = chain_mean
         if problem.minority is not None:
             arrays["minority"] = problem.minority
         if fit is not None and fit.train_loss is not None:
             arrays["loss"] = fit.train_loss
+        if fit is not None and fit.train_predicted is not None:
+            arrays["predicted"] = fit.train_predicted
         write_npz(out / "weights.npz", **arrays)
     if fit is not None:
         from pyrodps.diagnostics.arviz_adapter import write_netcdf

@@ -24,7 +24,13 @@ from torch import nn
 from pyrodps.bads.build import build
 from pyrodps.bads.config import BADSConfig
 from pyrodps.bads.kernel import BADSState
-from pyrodps.bads.observers import PredictiveRecorder, WeightStatistics, primary_score, train_nll
+from pyrodps.bads.observers import (
+    PredictiveRecorder,
+    WeightStatistics,
+    primary_score,
+    train_nll,
+    train_prediction,
+)
 from pyrodps.diagnostics.metrics import selection_auroc
 from pyrodps.diagnostics.posterior import PosteriorTracker, tracked_point_indices
 from pyrodps.errors import check_positive_int
@@ -42,7 +48,8 @@ class BADSFit:
     ``config.average_window`` steps (``S_avg``), the paper's running average of the reported weights.
     ``tracked``: per-draw summaries for diagnostics (:mod:`pyrodps.diagnostics.posterior`);
     ``train_loss``: ``l_i(θ)`` of every training point at the last draw of each chain, averaged over
-    chains. :meth:`to_arviz` gives ArviZ groups.
+    chains; ``train_predicted``: the predicted class (or mean) of every training input from the same
+    draws (class probabilities averaged over chains, then the most probable class). :meth:`to_arviz` gives ArviZ groups.
     """
 
     weight_mean: np.ndarray
@@ -59,6 +66,7 @@ class BADSFit:
     chain_test_probs: np.ndarray | None = None  # (chains, n_test, ...): each chain's own predictive
     chain_weight_mean: np.ndarray | None = None  # (chains, N): each chain's posterior-mean weights
     task: str = "classification"
+    train_predicted: np.ndarray | None = None
 
     @property
     def test_score_name(self) -> str:
@@ -155,10 +163,12 @@ def _fit(problem: SelectionProblem, setup, seed: int, net, progress: bool, check
     auroc = selection_auroc(mean_np, problem.corrupted) if problem.corrupted is not None else None
     window_mean = weights.window_mean()
     loss = np.mean([train_nll(model, data, s).numpy() for s in result.states], axis=0)
+    predicted = np.mean([train_prediction(model, data, s).numpy() for s in result.states], axis=0)
     task = model.likelihood.task
     return BADSFit(mean_np, std.numpy(), pred, primary_score(pred, problem.y_test, task), auroc, result,
                    recorder.trace, config, None if window_mean is None else window_mean.numpy(), tracker.arrays(),
-                   loss, recorder.chain_predictions(), weights.chain_means(), task)
+                   loss, recorder.chain_predictions(), weights.chain_means(), task,
+                   predicted.argmax(axis=1) if task == "classification" else predicted)
 
 
 def problem_fingerprint(problem: SelectionProblem) -> str:

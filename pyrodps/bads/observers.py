@@ -158,6 +158,14 @@ def train_nll(model: BADSModel, data: SelectionData, state, idx: torch.Tensor | 
         return model.likelihood.nll(out, y)
 
 
+def train_prediction(model: BADSModel, data: SelectionData, state) -> torch.Tensor:
+    """The likelihood's prediction for every training input at the state's θ: class probabilities
+    ``(N, C)`` for classification, predictive means ``(N,)`` for regression."""
+    with torch.no_grad():
+        out = functional_call(model.net, model.layout.unflatten(state.theta), (data.x_train,))
+        return model.likelihood.predict(out)
+
+
 def tracked_weights(model: BADSModel, data: SelectionData, state, idx: torch.Tensor) -> torch.Tensor:
     """``w_i`` of the points ``idx``: the table entries, or ``sigmoid(g_φ(h_i))`` of the weight network."""
     if state.u is not None:

@@ -78,6 +78,7 @@ class SGDFit:
     accuracy_trace: list[tuple[int, float]]
     num_train_points: int
     test_scores: dict[str, float] = field(default_factory=dict)
+    example_weights: np.ndarray | None = None  # class-balanced: the loss weight of every example trained on
 
 
 @dataclass
@@ -166,15 +167,18 @@ def fit_sgd(
     """Train ``net`` (default: the BADS default network, output width ``likelihood.output_dim``)
     with SGD on the mean ``likelihood.nll`` (default likelihood:
     :func:`~pyrodps.models.problem.default_likelihood`) over the training set of the naive baseline
-    ``method``; the batch is capped at the size of that set. ``accuracy_trace`` holds the test
+    ``method``; the batch is capped at the size of that set. ``class-balanced`` weights each
+    example's NLL by the inverse frequency of its class (:func:`~pyrodps.baselines.naive.class_balanced_weights`). ``accuracy_trace`` holds the test
     accuracy (regression: RMSE) every ``eval_every`` steps."""
-    from pyrodps.baselines.naive import naive_training_set
+    from pyrodps.baselines.naive import class_balanced_weights, naive_training_set
 
     config = (config or SGDConfig())
     config.validate()
     config = config.resolved(problem)
     check_positive_int("eval_every", eval_every)
     likelihood = default_likelihood(problem) if likelihood is None else likelihood
+    if method == "class-balanced" and likelihood.task != "classification":
+        raise ValidationError("method", "class-balanced weights need class labels; this is a regression problem")
     rng = np.random.default_rng(seed + 7919)
     xs, ys = naive_training_set(problem, method, rng, keep_fraction)
     x = torch.as_tensor(xs, dtype=torch.float32)
@@ -182,12 +186,15 @@ def fit_sgd(
     net = net if net is not None else default_network(problem, config.hidden, seed, likelihood.output_dim(y))
     opt = momentum_sgd(net, config)
     stream = IndexStream(x.shape[0], min(config.batch_size, x.shape[0]), make_generator(seed, 10_000))
+    weights = class_balanced_weights(ys, problem.num_classes) if method == "class-balanced" else None
+    w = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
 
     def step() -> None:
         idx = stream.next()
-        sgd_step(net, opt, likelihood.nll(net(x[idx]), y[idx]).mean())
+        loss = likelihood.nll(net(x[idx]), y[idx])
+        sgd_step(net, opt, loss.mean() if w is None else (w[idx] * loss).mean())
 
     run = train_steps(net, problem, likelihood, step, steps=config.steps, progress=progress,
                       eval_every=eval_every, desc=method)
     return SGDFit(run.test_pred, run.test_accuracy, run.wall_seconds, run.trace, int(x.shape[0]),
-                  run.test_scores)
+                  run.test_scores, weights)

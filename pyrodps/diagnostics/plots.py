@@ -32,7 +32,8 @@ def plot_accuracy_vs_steps(traces: dict[str, list[list[tuple[int, float]]]], pat
     ax.set_ylabel("test accuracy")
     ax.set_title(title or "test accuracy against steps (band: min-max over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_lines():
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

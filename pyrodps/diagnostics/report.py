@@ -28,6 +28,7 @@ from pyrodps.diagnostics.convergence import ConvergenceReport, ConvergenceThresh
 from pyrodps.diagnostics.convergence_page import convergence_sections
 from pyrodps.diagnostics.page_parts import (  # noqa: F401  (flatten, format_value: part of this module's API)
     STYLE,
+    cell,
     figure_html,
     flatten,
     format_value,
@@ -36,8 +37,10 @@ from pyrodps.diagnostics.page_parts import (  # noqa: F401  (flatten, format_val
     table,
 )
 from pyrodps.diagnostics.run_verdict import assess_run_files
+from pyrodps.diagnostics.suspects import COLUMNS as SUSPECT_COLUMNS
+from pyrodps.diagnostics.suspects import suspect_rows, write_suspects_csv
 from pyrodps.diagnostics.verdict import SplitConvergenceReport
-from pyrodps.errors import ValidationError
+from pyrodps.errors import ValidationError, check_positive_int
 from pyrodps.io import atomic_write_bytes, read_json, read_npz, write_json
 
 TRACE_SCALARS = ("train_nll", "meta_nll", "param_norm", "test_accuracy", "test_rmse", "theta_projection")
@@ -101,6 +104,15 @@ def weight_figures(weights: dict[str, np.ndarray]) -> list[str]:
     return figs
 
 
+def suspects_html(rows: list[dict], top: int) -> str:
+    """The ``top`` least-trusted training points as a table (all of them are in ``suspects.csv``)."""
+    shown = rows[:top]
+    header = [c for c in SUSPECT_COLUMNS if shown and c in shown[0]]
+    body = [[cell(r[c], f"suspect.{r['index']}.{c}") for c in header] for r in shown]
+    return (f"<p>The {len(shown)} training points with the lowest posterior-mean weight, of {len(rows)}; every "
+            "point is in <code>suspects.csv</code>, ordered the same way.</p>" + table(header, body, table_id="suspects"))
+
+
 def compare_html(compare_dir: Path) -> str:
     result = read_json(compare_dir / "comparison.json", "compare")
     summary = result.get("summary", {})
@@ -144,11 +156,13 @@ class ReportResult:
 
 
 def write_report(run_dir: str | Path, compare_dir: str | Path | None = None,
-                 thresholds: ConvergenceThresholds | None = None) -> ReportResult:
-    """Write ``run_dir/report.html`` (and ``convergence.json`` when there is a posterior). Inputs
-    are checked before anything is written."""
+                 thresholds: ConvergenceThresholds | None = None, suspects: int = 20) -> ReportResult:
+    """Write ``run_dir/report.html`` (and ``convergence.json`` when there is a posterior, and
+    ``suspects.csv``, every training point from the least trusted, when the run has weights; the page
+    shows the first ``suspects`` of them). Inputs are checked before anything is written."""
     run_dir = Path(run_dir)
     thresholds = (thresholds or ConvergenceThresholds()).validate()
+    check_positive_int("suspects", suspects, minimum=0)
     if not run_dir.is_dir():
         raise ValidationError("dir", f"{run_dir} is not a folder")
     metrics = read_json(run_dir / "metrics.json", "dir")
@@ -170,6 +184,9 @@ def write_report(run_dir: str | Path, compare_dir: str | Path | None = None,
     else:
         w = weights or {}
         body += convergence_sections(report, w.get("chain_mean"), w.get("corrupted"))
+    rows = suspect_rows(weights) if weights else []
+    if rows and suspects:
+        body += ["<h2>Least-trusted training points</h2>", suspects_html(rows, suspects)]
     body += ["<h2>Metrics</h2>", key_value_table(metrics, "metrics")]
     body += ["<h2>Configuration</h2>", key_value_table(config, "config") if config else "<p>No config.json.</p>"]
     figures = ((posterior_figures(posterior, report.table) if report is not None and report.table is not None else [])
@@ -183,5 +200,7 @@ def write_report(run_dir: str | Path, compare_dir: str | Path | None = None,
     out = run_dir / "report.html"
     if report is not None:
         write_json(run_dir / "convergence.json", report.to_dict())
+    if rows:
+        write_suspects_csv(run_dir / "suspects.csv", rows)
     atomic_write_bytes(out, page.encode("utf-8"))
     return ReportResult(out, report)
