@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from pyrodps.errors import PyrodpsError, ValidationError
@@ -33,6 +34,9 @@ def _add_problem_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", type=Path, help=".npz with X, y (and optional corrupted)")
     p.add_argument("--meta", type=Path, help=".npz with X, y: the clean meta set")
     p.add_argument("--test", type=Path, help=".npz with X, y")
+    p.add_argument("--standardise", default="auto", choices=("auto", "on", "off"),
+                   help="z-score vector inputs per feature with the train+meta moments (auto: on for --train/--meta/"
+                        "--test files, off for the named scenarios, which are scaled already)")
 
 
 # pieces a user may name: a registry name, module:Class or path/file.py:Class, with JSON or key=value options
@@ -50,7 +54,20 @@ NUMBER_FLAGS = {
 }
 
 
+def _hidden(text: str) -> tuple[int, ...]:
+    """``--hidden 256,256`` -> (256, 256); ``none`` -> () (a linear model)."""
+    if text.strip().lower() in ("none", "linear", ""):
+        return ()
+    try:
+        return tuple(int(h) for h in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated layer widths or 'none', got {text!r}") from None
+
+
 def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hidden", type=_hidden, default=None, metavar="W1,W2,...|none",
+                   help="hidden layer widths of the MLP for vector inputs, for every method (default 256,256; "
+                        "none: a linear model)")
     for name, text in PIECE_FLAGS.items():
         p.add_argument(f"--{name}", default=None, metavar="NAME|module:Class", help=text)
         p.add_argument(f"--{name}-kwargs", default=None, metavar="JSON|key=value,...",
@@ -61,7 +78,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 
 def _config_fields(args: argparse.Namespace) -> dict:
     """The BADSConfig fields the user set on the command line (kwargs as given: the config parses them)."""
-    out = {}
+    out: dict = {} if args.hidden is None else {"hidden": args.hidden}
     for name in (*PIECE_FLAGS, *NUMBER_FLAGS):
         key = name.replace("-", "_")
         if getattr(args, key) is not None:
@@ -169,7 +186,7 @@ def _problem_spec(args: argparse.Namespace):
     options = {name: getattr(args, flag[2:].replace("-", "_")) for flag, (name, _) in SCENARIO_FLAGS.items()}
     options = {k: v for k, v in options.items() if v is not None}
     return ProblemSpec(args.scenario, options, getattr(args, "train", None), getattr(args, "meta", None),
-                       getattr(args, "test", None))
+                       getattr(args, "test", None), standardise=args.standardise)
 
 
 RESUME_KEEPS = ("resume", "no_progress", "command")  # what --resume may be combined with
@@ -231,8 +248,20 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """pyrodps's own warnings as one line on stderr; others as Python prints them."""
+    if category.__module__.startswith("pyrodps"):
+        print(f"pyrodps: warning: {message}", file=sys.stderr)
+    else:
+        _DEFAULT_SHOWWARNING(message, category, filename, lineno, file, line)
+
+
+_DEFAULT_SHOWWARNING = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    previous, warnings.showwarning = warnings.showwarning, _show_warning
     try:
         return _main(args)
     except PyrodpsError as e:
@@ -249,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
         hint = f"; resume from the last checkpoint with: pyrodps run --resume {folder}" if args.command == "run" else ""
         print(f"pyrodps: stopped at once{hint}", file=sys.stderr)
         return 128 + signum
+    finally:
+        warnings.showwarning = previous
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -79,7 +79,8 @@ def compare(
     if references:
         methods = check_methods(list(dict.fromkeys([*methods, *reference_methods(first)])))
     config = dict(config or {})
-    likelihood = {"likelihood": config.get("likelihood"), "likelihood_kwargs": config.get("likelihood_kwargs", {})}
+    likelihood = {"likelihood": config.get("likelihood"), "likelihood_kwargs": config.get("likelihood_kwargs", {}),
+                  "hidden": config.get("hidden")}
     base = BADSConfig.from_flags(**config)
     runs: list[dict] = []
     last_weights: dict[str, np.ndarray] = {}

@@ -126,6 +126,7 @@ def run_method(
     mwn_config: MWNConfig | None = None,
     likelihood: str | None = None,
     likelihood_kwargs: dict | None = None,
+    hidden: tuple[int, ...] | None = None,
     **bads_run_options: object,
 ) -> MethodResult:
     """Run ``method`` (one of :data:`METHODS`) on ``problem``. Each family takes its settings from
@@ -133,16 +134,18 @@ def run_method(
     :func:`method_config`; ``l2rw_config``, ``mwn_config``, ``sgd_config``); ``steps`` overrides their
     ``steps``. ``likelihood`` (a name, ``module:Class`` or ``file.py:Class``, with
     ``likelihood_kwargs``; default: the problem's, :func:`~pyrodps.models.problem.default_likelihood`)
-    is the same for every method. ``bads_run_options`` go to :func:`~pyrodps.bads.fit.fit_bads`
+    is the same for every method, and so is ``hidden`` (the MLP's layer widths for vector inputs; ``()``:
+    a linear model; default: each config's own). ``bads_run_options`` go to :func:`~pyrodps.bads.fit.fit_bads`
     (``checkpoint_dir``, ``checkpoint_every``, ``guard``, ``memory_budget``); the other methods are
     short and restart from scratch."""
     check_choice("method", method, METHODS)
     start = time.perf_counter()
     lik = None if likelihood is None else {"likelihood": likelihood, "likelihood_kwargs": dict(likelihood_kwargs or {})}
+    net = {} if hidden is None else {"hidden": tuple(hidden)}
     if method in BADS_METHODS:
         config = method_config(method, bads_config, steps)
-        if lik is not None:
-            config = replace(config, **lik)
+        if lik is not None or net:
+            config = replace(config, **(lik or {}), **net)
         fit = fit_bads(problem, config, seed=seed, progress=progress, **bads_run_options)
         return MethodResult(method, seed, config.steps, time.perf_counter() - start, fit.test_probs,
                             fit.accuracy_trace, fit.weight_mean, fit.weight_std, fit.config.to_dict(), fit=fit)
@@ -153,7 +156,7 @@ def run_method(
             blo_config, fit_blo = l2rw_config or L2RWConfig(), fit_l2rw
         else:
             blo_config, fit_blo = mwn_config or MWNConfig(), fit_mwn
-        blo_config = blo_config if steps is None else replace(blo_config, steps=steps)
+        blo_config = replace(blo_config, **net, **({} if steps is None else {"steps": steps}))
         blo_config.validate()
         blo_fit: BLOFit = fit_blo(problem, blo_config, seed=seed, progress=progress, likelihood=piece)
         wall = time.perf_counter() - start
@@ -161,7 +164,7 @@ def run_method(
                             blo_fit.accuracy_trace, blo_fit.weight_mean, blo_fit.weight_std,
                             blo_fit.config)
     config = sgd_config or SGDConfig()
-    config = config if steps is None else replace(config, steps=steps)
+    config = replace(config, **net, **({} if steps is None else {"steps": steps}))
     config.validate()
     config = config.resolved(problem)
     fit = fit_sgd(problem, config, seed=seed, method=method, keep_fraction=keep_fraction, progress=progress,

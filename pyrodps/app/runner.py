@@ -31,6 +31,7 @@ from pyrodps.app.methods import BADS_METHODS, METHODS, check_method_overrides, r
 from pyrodps.bads import BADSConfig
 from pyrodps.bads.fit import CHECKPOINT_FILE
 from pyrodps.data import SCENARIOS, load_npz_problem, make_scenario, scenario_options
+from pyrodps.data.scaling import STANDARDISE_MODES, standardise_inputs
 from pyrodps.errors import (
     OutputExistsError,
     ValidationError,
@@ -50,9 +51,9 @@ from pyrodps.version import __version__
 
 REQUEST_FILE = "request.json"
 # BADSConfig fields the command line sets (``--step-size`` ...); ``likelihood`` also reaches the baselines
-CONFIG_FLAGS = ("likelihood", "likelihood_kwargs", "weight_prior", "weight_prior_kwargs", "theta_prior",
+CONFIG_FLAGS = ("hidden", "likelihood", "likelihood_kwargs", "weight_prior", "weight_prior_kwargs", "theta_prior",
                 "theta_prior_kwargs", "sampler", "sampler_kwargs", "temperature", "step_size", "rho_theta", "rho_meta")
-SHARED_FLAGS = ("likelihood", "likelihood_kwargs")
+SHARED_FLAGS = ("hidden", "likelihood", "likelihood_kwargs")
 
 
 @dataclass
@@ -64,8 +65,10 @@ class ProblemSpec:
     train: Path | None = None
     meta: Path | None = None
     test: Path | None = None
+    standardise: str = "auto"  # vector inputs: :func:`~pyrodps.data.scaling.standardise_inputs`
 
     def validate(self) -> None:
+        check_choice("standardise", self.standardise, STANDARDISE_MODES)
         files = [self.train, self.meta, self.test]
         if self.scenario is None:
             if any(f is None for f in files):
@@ -85,10 +88,16 @@ class ProblemSpec:
     def name(self) -> str:
         return self.scenario or "custom"
 
-    def build(self, seed: int) -> SelectionProblem:
+    def prepare(self, seed: int) -> tuple[SelectionProblem, dict]:
+        """The problem, its vector inputs standardised as :attr:`standardise` says, and the record of it."""
         if self.scenario is None:
-            return load_npz_problem(self.train, self.meta, self.test)
-        return make_scenario(self.scenario, seed=seed, **self.options)
+            problem = load_npz_problem(self.train, self.meta, self.test)
+        else:
+            problem = make_scenario(self.scenario, seed=seed, **self.options)
+        return standardise_inputs(problem, self.standardise, user_data=self.scenario is None)
+
+    def build(self, seed: int) -> SelectionProblem:
+        return self.prepare(seed)[0]
 
 
 @dataclass
@@ -168,7 +177,8 @@ def resume_request(out: Path) -> RunRequest:
         raise ValidationError("resume", f"the run in {out} has finished already (metrics.json exists)")
     d = json.loads(path.read_text())
     files = {k: None if d["problem"].get(k) is None else Path(d["problem"][k]) for k in ("train", "meta", "test")}
-    spec = ProblemSpec(d["problem"]["scenario"], d["problem"]["options"], **files)
+    spec = ProblemSpec(d["problem"]["scenario"], d["problem"]["options"], **files,
+                       standardise=d["problem"].get("standardise", "auto"))
     return RunRequest(spec, d["method"], out, d["steps"], d["seed"], chains=d["chains"], track_weights=d["track_weights"],
                       checkpoint_every=d["checkpoint_every"], on_divergence=d["on_divergence"], resume=True,
                       memory_budget_mib=d.get("memory_budget_mib"), config=d.get("config", {}))
@@ -213,14 +223,13 @@ def run(request: RunRequest, *, progress: bool = True) -> dict:
 
 
 def _run(request: RunRequest, progress: bool) -> dict:
-    problem = request.problem.build(request.seed)  # validates the arrays before any training
+    problem, scaling = request.problem.prepare(request.seed)  # validates the arrays before any training
     out = Path(request.out)
     with folder_lock(out):
         if not request.resume:
             remove_checkpoint(out / CHECKPOINT_FILE)  # --force: never resume someone else's run
             write_json(out / REQUEST_FILE, request.to_dict())
-        options: dict = {"likelihood": request.config.get("likelihood"),
-                         "likelihood_kwargs": request.config.get("likelihood_kwargs", {})}
+        options: dict = {k: request.config[k] for k in SHARED_FLAGS if k in request.config}
         if request.method in BADS_METHODS:
             options = {"bads_config": request.bads_config(), "checkpoint_dir": out,
                        "checkpoint_every": request.checkpoint_every,
@@ -229,7 +238,7 @@ def _run(request: RunRequest, progress: bool) -> dict:
                        else max(1, int(request.memory_budget_mib * 2**20))}
         res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress, **options)
         try:
-            metrics = _write_results(request, problem, res, out)
+            metrics = _write_results(request, problem, res, out, scaling)
         except WriteError as e:
             hint = ("The run's checkpoint is intact: free the space and finish it with "
                     f"`pyrodps run --resume {out}`" if request.method in BADS_METHODS else "Free the space and run again")
@@ -238,7 +247,7 @@ def _run(request: RunRequest, progress: bool) -> dict:
     return metrics
 
 
-def _write_results(request: RunRequest, problem: SelectionProblem, res, out: Path) -> dict:
+def _write_results(request: RunRequest, problem: SelectionProblem, res, out: Path, scaling: dict) -> dict:
     fit = res.fit
     metrics = {
         "scenario": request.problem.name,
@@ -259,7 +268,7 @@ def _write_results(request: RunRequest, problem: SelectionProblem, res, out: Pat
         metrics["chain_test_accuracy"] = run_verdict.chain_test_accuracy(fit, problem.y_test)
         metrics["chain_selection_auroc"] = run_verdict.chain_selection_auroc(chain_mean, corrupted)
     write_json(out / "config.json", {"problem": request.to_dict()["problem"], "method": request.method,
-                                     "seed": request.seed, "config": res.config})
+                                     "seed": request.seed, "config": res.config, "standardise": scaling})
     if res.weight_mean is not None:
         arrays = {"mean": res.weight_mean, "std": res.weight_std, "corrupted": corrupted,
                   "label": np.asarray(problem.y_train)}
