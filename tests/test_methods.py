@@ -50,7 +50,7 @@ def test_every_method_runs_and_reports(problem, method):
     m = res.metrics(problem)
     assert 0.0 <= m["test_accuracy"] <= 1.0 and 0.0 <= m["balanced_accuracy"] <= 1.0
     assert res.test_probs.shape == (problem.x_test.shape[0], problem.num_classes)
-    if method.startswith("bads") or method in (*BLO_METHODS, "class-balanced"):
+    if method.startswith("bads") or method in (*BLO_METHODS, "class-balanced", "cleanlab", "cleanlab-logreg"):
         assert m["selection_auroc"] is not None and "mean_weight_corrupted" in m and "kept_fraction" in m
         assert res.weight_mean.shape == (problem.num_train,)
     else:

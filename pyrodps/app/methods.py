@@ -16,6 +16,7 @@ from pyrodps.bads.config import V01_OVERRIDES, BADSConfig
 from pyrodps.bads.fit import BADSFit, fit_bads
 from pyrodps.baselines.blo import BLOFit
 from pyrodps.baselines.l2rw import L2RWConfig, fit_l2rw
+from pyrodps.baselines.label_issues import CleanlabConfig, fit_cleanlab
 from pyrodps.baselines.mwn import MWNConfig, fit_mwn
 from pyrodps.baselines.naive import NAIVE_METHODS, kept_fraction
 from pyrodps.baselines.sgd import SGDConfig, fit_sgd
@@ -40,7 +41,10 @@ BADS_METHODS = {
 }
 # bi-level optimisation baselines: weight per step from a one-step lookahead on a meta batch
 BLO_METHODS = ("l2rw", "mwn")
-METHODS = (*BADS_METHODS, *BLO_METHODS, *NAIVE_METHODS)
+# confident learning (cleanlab, optional extra): out-of-fold probabilities from the same network or a
+# logistic regression, label issues removed, the network retrained (:mod:`pyrodps.baselines.label_issues`)
+CLEANLAB_METHODS = {"cleanlab": "network", "cleanlab-logreg": "logistic"}
+METHODS = (*BADS_METHODS, *BLO_METHODS, *CLEANLAB_METHODS, *NAIVE_METHODS)
 
 
 @dataclass
@@ -151,6 +155,14 @@ def run_method(
                             fit.accuracy_trace, fit.weight_mean, fit.weight_std, fit.config.to_dict(), fit=fit)
     piece = default_likelihood(problem) if lik is None else \
         make_likelihood(likelihood, num_classes=problem.num_classes, **lik["likelihood_kwargs"])
+    if method in CLEANLAB_METHODS:
+        base = sgd_config or SGDConfig()
+        sgd = replace(base, **net, **({} if steps is None else {"steps": steps}))
+        cl_config = CleanlabConfig(oof_model=CLEANLAB_METHODS[method], steps=sgd.steps)
+        cl = fit_cleanlab(problem, cl_config, seed=seed, progress=progress, likelihood=piece, sgd_config=sgd)
+        return MethodResult(method, seed, cl_config.steps, time.perf_counter() - start, cl.test_probs,
+                            cl.accuracy_trace, cl.weight_mean, np.zeros_like(cl.weight_mean),
+                            {**cl.config, **sgd.to_dict(), "oof_seconds": cl.oof_seconds, "flagged": int(cl.issues.sum())})
     if method in BLO_METHODS:
         if method == "l2rw":
             blo_config, fit_blo = l2rw_config or L2RWConfig(), fit_l2rw
