@@ -149,8 +149,10 @@ def bad_bads_config(draw) -> tuple[partial, str]:
         "hidden", "weight_net_hidden", "weight_net_features",
     ]))
     base = {"batch_size": 8}
-    if field in ("steps", "thin", "chains", "weight_net_hidden"):
+    if field in ("steps", "thin", "chains"):
         return partial(BADSConfig, **{**base, field: draw(BAD_INTS)}), field
+    if field == "weight_net_hidden":  # 0 is the linear map of grouped weights
+        return partial(BADSConfig, **base, weight_net_hidden=draw(BAD_INTS.filter(lambda v: v != 0))), field
     if field == "batch_size":
         return partial(BADSConfig, batch_size=draw(st.one_of(BAD_INTS, st.integers(N + 1, 10**6)))), field
     if field == "meta_batch_size":

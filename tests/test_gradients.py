@@ -62,15 +62,22 @@ def test_fused_companion_gradient_matches_pyro_reference(kind):
             torch.testing.assert_close(a.nll_train, other.nll_train, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("features", [("loss", "label"), ("input",), ("input", "label", "loss")])
-@pytest.mark.parametrize("kind", ["categorical", "gaussian"])
-def test_weight_network_gradients_match_pyro_reference(features, kind):
+WEIGHT_NETS = [(("loss", "label"), 6), (("input",), 6), (("input", "label", "loss"), 6), (("group",), 0),
+               (("group", "loss"), 0)]
+
+
+@pytest.mark.parametrize("features,hidden,kind", [(f, h, k) for f, h in WEIGHT_NETS for k in ("categorical", "gaussian")]
+                         + [(("label",), 0, "categorical")])  # one latent per class needs class labels
+def test_weight_network_gradients_match_pyro_reference(features, hidden, kind):
+    """Amortised weights, grouped weights among them (``hidden=0``: ``u_i = φ · h_i``)."""
     from pyrodps.models import BADSModel
     from pyrodps.models.weight_net import WeightNet
 
     base = make_model(Categorical(3), 3, PRIORS[1]) if kind == "categorical" else make_model(Gaussian(0.5), 1, PRIORS[2])
     data = classification_data() if kind == "categorical" else regression_data()
-    wn = WeightNet((5,), 3 if kind == "categorical" else None, features=features, hidden=6, rho_phi=2.0, seed=1)
+    groups = torch.arange(20) % 4
+    wn = WeightNet((5,), 3 if kind == "categorical" else None, features=features, hidden=hidden, rho_phi=2.0, seed=1,
+                   groups=groups)
     model = BADSModel(base.net, base.likelihood, 20, 6, weight_prior=base.weight_prior, rho_theta=3.0,
                       rho_meta=2.0, theta_prior=base.theta_prior, weight_net=wn)
     fused, ref = FusedGradient(model), AutogradGradient(model, "reference")
@@ -85,3 +92,30 @@ def test_weight_network_gradients_match_pyro_reference(features, kind):
         torch.testing.assert_close(a.grad_phi, b.grad_phi, rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(a.w, b.w, rtol=1e-5, atol=1e-6)
         assert a.grad_u is None
+
+
+@pytest.mark.parametrize("hidden", [0, 6])
+def test_the_log_z_term_reaches_phi_as_autograd_of_its_pyro_form(hidden):
+    """``companion_phi_grad`` is ``-∇_φ`` of ``ρ_θ (N/B) Σ_i w_i(φ) d̄_i``, the term whose w-gradient is
+    ``-∂ log Z/∂w_i``; checked against autograd of that term with w_i(φ) read off the Pyro trace."""
+    from pyrodps.models import BADSModel
+    from pyrodps.models.potential import BADSPotential
+    from pyrodps.models.weight_net import WeightNet
+
+    base = make_model(Categorical(3), 3, PRIORS[1])
+    data = classification_data()
+    wn = WeightNet((5,), 3, features=("group", "loss"), hidden=hidden, rho_phi=2.0, seed=1, groups=torch.arange(20) % 4)
+    model = BADSModel(base.net, base.likelihood, 20, 6, weight_prior=base.weight_prior, rho_theta=3.0, rho_meta=2.0,
+                      theta_prior=base.theta_prior, weight_net=wn, log_z="companion")
+    g = torch.Generator().manual_seed(2)
+    theta = model.initial_theta() + 0.5 * torch.randn(model.layout.size, generator=g)
+    phi = (wn.initial_phi() + 0.5 * torch.randn(wn.layout.size, generator=g)).requires_grad_(True)
+    batch = Batch.gather(data, torch.randperm(20, generator=g)[:7], torch.arange(3))
+    d_bar = torch.rand(7, generator=g)
+    trace = model.reference_trace(theta, phi, batch)
+    deviance = trace.nodes["train_nll"]["value"] - model.reference_nll(batch.y_train)
+    w = -trace.nodes["train_loss"]["fn"].log_factor / (model.rho_theta * deviance)  # w_i(φ) from the factor
+    term = torch.dot(w, d_bar) * model.rho_theta * 20 / 7
+    (expected,) = torch.autograd.grad(-term, (phi,))
+    got = BADSPotential(model).companion_phi_grad(phi.detach(), batch, deviance, d_bar)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

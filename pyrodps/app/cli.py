@@ -51,6 +51,11 @@ NUMBER_FLAGS = {
     "step-size": "BADS: the θ step size η (default by input kind)",
     "rho-theta": "BADS: ρ_θ, the weight of the training likelihood (default by input kind)",
     "rho-meta": "BADS: ρ_m, the weight of the meta likelihood (default 0.01 ρ_θ N / M)",
+    "companion-step-size": "BADS, log Z companion: the step size of θ' (default: θ's)",
+    "companion-temperature": "BADS, log Z companion: the temperature of θ' (default: the temperature)",
+}
+INT_FLAGS = {
+    "companion-window": "BADS, log Z companion: average each point's l_i(θ') over its last visits (default 1)",
 }
 
 
@@ -74,12 +79,14 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                        help=f"options of --{name}: a JSON object or key=value pairs")
     for name, text in NUMBER_FLAGS.items():
         p.add_argument(f"--{name}", type=float, default=None, help=text)
+    for name, text in INT_FLAGS.items():
+        p.add_argument(f"--{name}", type=int, default=None, help=text)
 
 
 def _config_fields(args: argparse.Namespace) -> dict:
     """The BADSConfig fields the user set on the command line (kwargs as given: the config parses them)."""
     out: dict = {} if args.hidden is None else {"hidden": args.hidden}
-    for name in (*PIECE_FLAGS, *NUMBER_FLAGS):
+    for name in (*PIECE_FLAGS, *NUMBER_FLAGS, *INT_FLAGS):
         key = name.replace("-", "_")
         if getattr(args, key) is not None:
             out[key] = getattr(args, key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -70,9 +71,13 @@ def build(problem: SelectionProblem, config: BADSConfig | None = None, *, seed: 
     out_features = likelihood.output_dim(data.y_train)
     weight_net = None
     if config.weights == "network":
+        groups = problem.weight_groups if problem.weight_groups is not None else (
+            problem.y_train if problem.num_classes is not None else None)  # grouped weights: by class by default
         weight_net = WeightNet(tuple(problem.x_train.shape[1:]), problem.num_classes,
                                features=config.weight_net_features, hidden=config.weight_net_hidden,
-                               rho_phi=config.rho_phi, seed=seed)
+                               rho_phi=config.rho_phi, seed=seed,
+                               groups=None if groups is None or "group" not in config.weight_net_features
+                               else torch.as_tensor(np.asarray(groups, dtype=np.int64), device=device))
     main_net = net if net is not None else default_network(problem, config.hidden, seed, out_features)
     main_net = main_net.to(device)
     model_ref: list[BADSModel] = []
@@ -125,5 +130,8 @@ def assemble(net: nn.Module, likelihood: Likelihood, data: SelectionData, config
         init_theta=init_theta,
         path=path,
         backend=backend,
+        companion_window=config.companion_window,
+        companion_step_size=config.companion_step_size,
+        companion_temperature=config.companion_temperature,
     )
     return model, kernel

@@ -116,8 +116,11 @@ class BADSConfig:
     log_z: str = "ignore"
     weights: str = "table"  # or "network": w_i = sigmoid(g_φ(h_i))
     weight_net_features: tuple[str, ...] = ("loss", "label")
-    weight_net_hidden: int = 16
+    weight_net_hidden: int = 16  # 0: the linear map φ · h_i (grouped weights with features ("label",) or ("group",))
     rho_phi: float = 1.0
+    companion_window: int = 1  # log_z="companion": l_i(θ') averaged over a point's last visits (1: one draw)
+    companion_step_size: float | None = None  # θ' step size (default: θ's)
+    companion_temperature: float | None = None  # θ' temperature (default: temperature)
     preset: str = "current"  # which input-kind defaults fill step_size and rho_theta: "current" or "v0.1"
     track_weights: int | None = 200  # weights kept per draw for diagnostics (posterior.nc); None: all N
     theta_projections: int = 4  # fixed random projections of θ kept per draw for diagnostics
@@ -138,7 +141,8 @@ class BADSConfig:
         check_positive_int("chains", self.chains)
         for name in ("weight_step_size", "temperature", "rho_phi"):
             check_positive(name, getattr(self, name))
-        for name in ("step_size", "rho_theta", "rho_meta", "meta_share", "clip_norm"):
+        for name in ("step_size", "rho_theta", "rho_meta", "meta_share", "clip_norm", "companion_step_size",
+                     "companion_temperature"):
             if getattr(self, name) is not None:
                 check_positive(name, getattr(self, name))
         if self.rho_meta is not None and self.meta_share is not None:
@@ -162,12 +166,12 @@ class BADSConfig:
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
         check_choice("weights", self.weights, ("table", "network"))
-        if self.weights == "network" and self.log_z == "companion":
-            raise ValidationError("log_z", "the companion estimator is implemented for table weights only")
+        check_positive_int("companion_window", self.companion_window)
+        self.weight_net_features = tuple(self.weight_net_features)
         if self.track_weights is not None:
             check_positive_int("track_weights", self.track_weights, minimum=0)
         check_positive_int("theta_projections", self.theta_projections, minimum=0)
-        check_positive_int("weight_net_hidden", self.weight_net_hidden)
+        check_positive_int("weight_net_hidden", self.weight_net_hidden, minimum=0)
         self.hidden = check_hidden_sizes("hidden", self.hidden)
         if self.meta_batch_size is not None:
             check_positive_int("meta_batch_size", self.meta_batch_size)

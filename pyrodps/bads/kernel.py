@@ -14,10 +14,15 @@ Each step evaluates the minibatch energy and its gradients once
 
 * **weight-network block** (a :class:`~pyrodps.models.weight_net.WeightNet` instead of the table):
   φ takes the same (p)SGLD step as θ on the N/B-scaled energy (φ is shared by all points).
-* **companion block** (``log_z="companion"`` only): θ' takes the same (p)SGLD step on the
-  train-only weighted energy ``-log p_0(θ') + ρ_θ (N/B) Σ_{i∈B} w_i l_i(θ')``, and the w block adds
-  ``ρ_θ l_i(θ') w_i (1 - w_i)`` to its gradient, the one-draw estimate of ``-∂ log Z / ∂u_i``
-  (:mod:`pyrodps.models.normaliser`): the w step then targets the conditional with ``log Z(w)`` kept.
+* **companion block** (``log_z="companion"`` only): θ' takes the same (p)SGLD step (with its own
+  step size and temperature when given) on the train-only weighted energy
+  ``-log p_0(θ') + ρ_θ (N/B) Σ_{i∈B} w_i l_i(θ')``, and the w block adds ``ρ_θ d̄_i w_i (1 - w_i)``
+  to its gradient, the estimate of ``-∂ log Z / ∂u_i`` (:mod:`pyrodps.models.normaliser`): the w step
+  then targets the conditional with ``log Z(w)`` kept. ``d̄_i`` is the deviance ``l_i(θ') - l_i^ref``
+  of this step's θ' (``companion_window=1``) or a per-point running mean over its visits (O(N)
+  memory): the exact mean of its first ``K = companion_window`` visits, then an exponential moving
+  average ``d̄ ← d̄ + (d - d̄) / K``, less noisy than one draw of θ'. With a weight
+  network the same term reaches φ: ``∇_φ Û`` gains ``-ρ_θ (N/B) Σ_{i∈B} d̄_i ∇_φ w_i``.
 
   For fixed θ, repeated visits of point i leave ``p(u_i | θ)^(1/T)`` invariant up to the usual
   O(ε) discretisation error (a test checks the density). ``T`` tempers the density of ``(θ, u)``,
@@ -37,7 +42,7 @@ from dataclasses import dataclass
 import torch
 
 from pyrodps.bads.weight_slice import weight_block_slice_
-from pyrodps.errors import ValidationError, check_choice, check_positive
+from pyrodps.errors import ValidationError, check_choice, check_positive, check_positive_int
 from pyrodps.models.bads import BADSModel
 from pyrodps.models.data import Batch
 from pyrodps.models.pieces import checked
@@ -71,6 +76,8 @@ class BADSState:
     companion_aux: torch.Tensor | None = None
     phi: torch.Tensor | None = None
     phi_aux: torch.Tensor | None = None
+    companion_mean: torch.Tensor | None = None  # per point: mean companion deviance over its last visits
+    companion_visits: torch.Tensor | None = None  # per point: visits counted in it (at most the window)
 
 
 class BADSKernel(ScalableStepSizes):
@@ -97,6 +104,9 @@ class BADSKernel(ScalableStepSizes):
             independent value at every visit; torch operations on any device,
             :mod:`pyrodps.bads.weight_slice`; ``weight_step_size`` is then its initial width over
             ``sqrt(T)``).
+        companion_window: with ``log_z="companion"``, average each point's companion deviance over its
+            last visits (a running mean over at most this many); 1 uses this step's θ' alone.
+        companion_step_size, companion_temperature: θ''s own step size and temperature (default: θ's).
 
     The step sizes can be scaled at run time (the divergence guard's back-off); the scale is the
     kernel's hyper-state (``state_dict``), checkpointed with the run.
@@ -119,6 +129,9 @@ class BADSKernel(ScalableStepSizes):
         init_theta: Callable[[int], torch.Tensor] | None = None,
         backend: str | None = None,
         weight_update: str = "langevin",
+        companion_window: int = 1,
+        companion_step_size: float | Schedule | None = None,
+        companion_temperature: float | None = None,
     ) -> None:
         self.model = model
         self.step_size = as_schedule(step_size, "step_size")
@@ -140,6 +153,14 @@ class BADSKernel(ScalableStepSizes):
         self.init_theta = init_theta
         self.backend = fused.check_backend(backend)
         self.weight_update = check_choice("weight_update", weight_update, WEIGHT_UPDATES)
+        self.companion_window = check_positive_int("companion_window", companion_window)
+        if companion_step_size is not None:
+            self.companion_step_size = as_schedule(companion_step_size, "companion_step_size")
+            self.scaled_schedules = (*type(self).scaled_schedules, "companion_step_size")
+        else:
+            self.companion_step_size = None
+        self.companion_temperature = None if companion_temperature is None else check_positive(
+            "companion_temperature", companion_temperature)
 
     def init(
         self, seed: int, chain: int = 0, *, u: torch.Tensor | None = None, companion: torch.Tensor | None = None
@@ -164,16 +185,46 @@ class BADSKernel(ScalableStepSizes):
         if self.model.log_z == "companion":
             state.companion = (theta if companion is None else companion).detach().clone()
             state.companion_aux = self.sampler.init(theta)
+            if self.companion_window > 1:
+                state.companion_mean = theta.new_zeros(self.model.num_train)
+                state.companion_visits = torch.zeros(self.model.num_train, dtype=torch.long, device=theta.device)
         return state
 
     def _theta_step(self, x: torch.Tensor, grad: torch.Tensor, aux: torch.Tensor | None, state: BADSState,
                     stream: int, backend: str) -> None:
         clip_norm_(grad, self.clip_norm)
-        self.sampler.update_(x, grad, aux, step_size=self.step_size(state.step), temperature=self.temperature,
+        step_size, temperature = self.step_size(state.step), self.temperature
+        if stream == fused.STREAM_COMPANION:
+            if self.companion_step_size is not None:
+                step_size = self.companion_step_size(state.step)
+            if self.companion_temperature is not None:
+                temperature = self.companion_temperature
+        self.sampler.update_(x, grad, aux, step_size=step_size, temperature=temperature,
                              generator=state.generator, step=state.step, stream=stream, backend=backend)
 
+    def _companion(self, state: BADSState, batch: Batch, w: torch.Tensor, diagnostics: bool, info: dict,
+                   backend: str) -> torch.Tensor:
+        """Step θ' on the batch and return ``d̄`` of the batch's points: this step's companion deviance,
+        or its running mean over each point's last ``companion_window`` visits."""
+        comp = self.gradient.companion(state.companion, w, batch)
+        if self.update_theta:
+            self._theta_step(state.companion, comp.grad_theta, state.companion_aux, state, fused.STREAM_COMPANION,
+                             backend)
+        if diagnostics:
+            info["companion_nll"] = comp.nll_train.mean()
+        deviance = comp.nll_train - self.model.reference_nll(batch.y_train)
+        if state.companion_mean is None:
+            return deviance
+        idx = batch.idx_train
+        visits = (state.companion_visits.index_select(0, idx) + 1).clamp_(max=self.companion_window)
+        mean = state.companion_mean.index_select(0, idx)
+        mean = mean + (deviance - mean) / visits.to(mean.dtype)
+        state.companion_mean.index_copy_(0, idx, mean)
+        state.companion_visits.index_copy_(0, idx, visits)
+        return mean
+
     # what the divergence guard checks: not the length-N table u, whose moving entries are info["w"]
-    guarded_state = ("theta", "theta_aux", "companion", "companion_aux", "phi", "phi_aux")
+    guarded_state = ("theta", "theta_aux", "companion", "companion_aux", "phi", "phi_aux", "companion_mean")
 
     def step(self, state: BADSState, batch: Batch, diagnostics: bool = True) -> tuple[BADSState, dict[str, torch.Tensor]]:
         """One joint step; updates ``state`` in place and returns it with ``info``.
@@ -199,6 +250,10 @@ class BADSKernel(ScalableStepSizes):
                 self._theta_step(state.theta, est.grad_theta, state.theta_aux, state, fused.STREAM_THETA, backend)
             info["idx"] = idx
             if state.phi is not None:
+                if state.companion is not None:  # the log Z(w) term reaches φ through every w_i(φ)
+                    d_bar = self._companion(state, batch, est.w, diagnostics, info, backend)
+                    est.grad_phi.add_(self.gradient.potential.companion_phi_grad(state.phi, batch, est.deviance_train,
+                                                                                 d_bar))
                 self._theta_step(state.phi, est.grad_phi, state.phi_aux, state, fused.STREAM_PHI, backend)
                 info["w"] = est.w
             else:
@@ -210,16 +265,9 @@ class BADSKernel(ScalableStepSizes):
                       backend: str) -> torch.Tensor:
         """The w block (and the companion chain it needs): the batch's new weights."""
         idx, t, temp = batch.idx_train, state.step, self.temperature
-        comp = None
-        if state.companion is not None:
-            comp = self.gradient.companion(state.companion, est.w, batch)
-            if self.update_theta:
-                self._theta_step(state.companion, comp.grad_theta, state.companion_aux, state,
-                                 fused.STREAM_COMPANION, backend)
-            if diagnostics:
-                info["companion_nll"] = comp.nll_train.mean()
+        d_bar = None if state.companion is None else self._companion(state, batch, est.w, diagnostics, info, backend)
         if self.weight_update == "slice":  # an exact draw from each conditional
-            delta = est.deviance_train if comp is None else est.nll_train - comp.nll_train
+            delta = est.deviance_train if d_bar is None else est.deviance_train - d_bar
             w, _ = weight_block_slice_(
                 state.u, idx, delta=delta, log_density=self.gradient.potential.weight_conditional,
                 width=self.weight_step_size(t), temperature=temp, generator=state.generator)
@@ -231,7 +279,7 @@ class BADSKernel(ScalableStepSizes):
         return fused.weight_block_update_(
             state.u, idx, step_size=self.weight_step_size(t), temperature=temp, rho_theta=self.model.rho_theta,
             grad_base=est.grad_u,
-            companion_nll=None if comp is None else comp.nll_train - self.model.reference_nll(batch.y_train),
+            companion_nll=d_bar,
             noise=noise, backend=backend)
 
     def site(self, state: BADSState, info: dict[str, torch.Tensor], name: str) -> torch.Tensor:

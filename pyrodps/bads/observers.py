@@ -171,5 +171,5 @@ def tracked_weights(model: BADSModel, data: SelectionData, state, idx: torch.Ten
     if state.u is not None:
         return torch.sigmoid(state.u.index_select(0, idx))
     wn = model.weight_net
-    h = wn.features(data.x_train[idx], data.y_train[idx], train_nll(model, data, state, idx))
+    h = wn.features(data.x_train[idx], data.y_train[idx], train_nll(model, data, state, idx), idx)
     return torch.sigmoid(wn.u(state.phi, h))

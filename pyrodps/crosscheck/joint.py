@@ -121,7 +121,8 @@ def full_batch(data: SelectionData) -> Batch:
 def implied_weights(model: BADSModel, data: SelectionData, phi: torch.Tensor) -> torch.Tensor:
     """``w_i = sigmoid(g_φ(h_i))`` of every training point for draws ``phi`` of shape ``(..., dim φ)``."""
     wn = model.weight_net
-    h = wn.features(data.x_train, data.y_train, torch.zeros(data.num_train, dtype=data.x_train.dtype))
+    h = wn.features(data.x_train, data.y_train, torch.zeros(data.num_train, dtype=data.x_train.dtype),
+                    torch.arange(data.num_train))
     w = [torch.sigmoid(wn.u(p, h)) for p in phi.reshape(-1, phi.shape[-1])]
     return torch.stack(w).reshape(*phi.shape[:-1], data.num_train)
 

@@ -28,7 +28,7 @@ from pyrodps.errors import ValidationError, check_choice
 from pyrodps.models.problem import TASKS, SelectionProblem
 
 ROLES = ("train", "meta", "test")
-TRAIN_MASKS = ("corrupted", "minority")  # optional ground-truth arrays read from the train file
+TRAIN_MASKS = ("corrupted", "minority", "group")  # optional arrays read from the train file
 
 
 def _as_numpy(value: Any, argument: str) -> np.ndarray:
@@ -99,10 +99,11 @@ def _infer_num_classes(*ys: np.ndarray) -> int:
 def problem_from_arrays(
     x_train: Any, y_train: Any, x_meta: Any, y_meta: Any, x_test: Any, y_test: Any,
     num_classes: int | None = None, corrupted: Any = None, name: str = "custom", minority: Any = None,
-    task: str | None = None,
+    task: str | None = None, weight_groups: Any = None,
 ) -> SelectionProblem:
     """A :class:`SelectionProblem` from numpy arrays or torch tensors. ``corrupted`` and
-    ``minority`` are optional boolean ground-truth masks over the training points. ``task``:
+    ``minority`` are optional boolean ground-truth masks over the training points; ``weight_groups``
+    an optional group index per training point (grouped weights share one latent per group). ``task``:
     ``"classification"``, ``"regression"`` or ``None`` (inferred; module docstring)."""
     if not isinstance(name, str) or not name:
         raise ValidationError("name", f"must be a non-empty string, got {name!r}")
@@ -115,6 +116,7 @@ def problem_from_arrays(
     return SelectionProblem(
         name=name, **xs, **ys, num_classes=num_classes,
         corrupted=_mask(corrupted, "corrupted"), minority=_mask(minority, "minority"),
+        weight_groups=None if weight_groups is None else np.asarray(weight_groups),
     )
 
 
@@ -153,8 +155,8 @@ def load_npz_problem(
     """A :class:`SelectionProblem` from three .npz files, each with arrays ``X`` (inputs, first axis
     the examples) and ``y`` (integer labels, or float targets: a float ``y`` in the train file makes
     a regression problem unless ``task`` or ``num_classes`` says otherwise); the train file may also
-    hold boolean ``corrupted`` and ``minority`` masks (other arrays, and those masks in the meta and
-    test files, are ignored).
+    hold boolean ``corrupted`` and ``minority`` masks and an integer ``group`` per point (the weight
+    groups; other arrays, and those in the meta and test files, are ignored).
     A missing file, unreadable file, missing array or length mismatch raises
     :class:`ValidationError` naming ``"train"``, ``"meta"`` or ``"test"``."""
     data = {
@@ -165,6 +167,7 @@ def load_npz_problem(
     return problem_from_arrays(
         tr["X"], tr["y"], me["X"], me["y"], te["X"], te["y"], num_classes=num_classes,
         corrupted=tr.get("corrupted"), minority=tr.get("minority"), name=name, task=task,
+        weight_groups=tr.get("group"),
     )
 
 

@@ -21,6 +21,7 @@ estimate ``(N / |B_t|) Σ_{i ∈ B_t}`` and ``(M / |B_m|) Σ_{j ∈ B_m}``; Pyro
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pyro
@@ -105,23 +106,22 @@ class BADSModel:
         self.rho_meta = check_positive("rho_meta", rho_meta)
         self.log_z = check_log_z(log_z)
         self.loss_reference = check_choice("loss_reference", loss_reference, LOSS_REFERENCES)
-        if weight_net is not None and self.log_z == "companion":
-            raise ValidationError("log_z", "the companion estimator is implemented for table weights only")
         self.weight_net = weight_net
         self.joint_forward = joint_forward
         self.layout = ParamLayout.from_module(net)
         self._theta0 = self.layout.flatten(net).clone()
 
     # ------------------------------------------------------------------ the specification (Pyro)
-    def pyro_model(self, batch: Batch) -> None:
+    def pyro_model(self, batch: Batch, *, weights_as_table: bool = False) -> None:
         """The generative program on one minibatch. Sites: ``theta`` (flat), ``u`` (train plate,
         subsampled at ``batch.idx_train``), ``train_loss`` (factor), ``y_meta`` (observed, meta plate,
         subsampled at ``batch.idx_meta``); ``train_nll`` and ``meta_nll`` record the per-example
         losses (deterministic sites, no density). With a weight network, ``phi`` replaces ``u`` and a
-        factor ``weight_prior`` carries ``log p_u(g_φ(h_i))``."""
+        factor ``weight_prior`` carries ``log p_u(g_φ(h_i))`` (``weights_as_table``: the table form even
+        with a weight network, for the companion target, whose weights are held fixed)."""
         theta = pyro.sample("theta", self.theta_prior.distribution(self.layout))
         params = self.layout.unflatten(theta)
-        wn = self.weight_net
+        wn = None if weights_as_table else self.weight_net
         phi = pyro.sample("phi", wn.prior()) if wn is not None else None
         with pyro.plate("train", self.num_train, subsample=batch.idx_train):
             out = functional_call(self.net, params, (batch.x_train,))
@@ -131,7 +131,7 @@ class BADSModel:
             if wn is None:
                 u = pyro.sample("u", self.weight_prior.u_distribution())
             else:  # amortised: u_i = g_φ(h_i), the weight prior kept as a factor on the amortised u_i
-                u = wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance))
+                u = wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance, batch.idx_train))
                 pyro.factor("weight_prior", self.weight_prior.log_prob_u(u))
             pyro.factor("train_loss", -self.rho_theta * torch.sigmoid(u) * deviance)
         with pyro.plate("meta", self.num_meta, subsample=batch.idx_meta):
@@ -143,8 +143,11 @@ class BADSModel:
 
     def companion_reference_trace(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> poutine.Trace:
         """Pyro trace of :meth:`pyro_model` at ``θ'`` with the batch's weights fixed at ``w_batch``
-        (table weights); :meth:`companion_log_prob` reads the companion target from it."""
-        return self.reference_trace(theta, torch.logit(w_batch), batch)
+        (in the table form, whatever parametrises the weights); :meth:`companion_log_prob` reads the
+        companion target from it."""
+        model = functools.partial(self.pyro_model, weights_as_table=True)
+        data = {"theta": theta, "u": torch.logit(w_batch)}
+        return poutine.trace(poutine.condition(model, data=data)).get_trace(batch)
 
     @staticmethod
     def companion_log_prob(trace: poutine.Trace) -> torch.Tensor:

@@ -103,6 +103,20 @@ class BADSPotential:
         """``∂ℓ/∂u = d log p_u/du - ρ_θ δ w (1 - w)`` (``w = sigmoid(u)``), elementwise."""
         return self.model.weight_prior.grad_log_prob_u(u).sub_(delta * w * (1.0 - w), alpha=self.model.rho_theta)
 
+    def companion_phi_grad(self, phi: torch.Tensor, batch: Batch, deviance_t: torch.Tensor,
+                           companion_deviance: torch.Tensor) -> torch.Tensor:
+        """The log Z(w) term's share of ``∇_φ Û`` with a weight network:
+        ``-ρ_θ (N/B) Σ_{i∈B} d̄_i ∇_φ w_i(φ)``, where ``d̄_i`` estimates ``E_{θ'}[l_i(θ') - l_i^ref]``
+        (``∂(-log Z)/∂w_i = ρ_θ E[d_i(θ')]``) and ``deviance_t`` are the batch's deviances at θ (the
+        ``"loss"`` feature, held constant)."""
+        m, wn = self.model, self.model.weight_net
+        ph = phi.detach().requires_grad_(True)
+        with torch.enable_grad():
+            w = torch.sigmoid(wn.u(ph, wn.features(batch.x_train, batch.y_train, deviance_t, batch.idx_train)))
+            term = torch.dot(w, companion_deviance.detach()) * (m.rho_theta * m.num_train / w.shape[0])
+            (grad,) = torch.autograd.grad(term, (ph,))
+        return grad.neg_()
+
     # ------------------------------------------------------------------ losses of a batch
     def deviances(self, out_t: torch.Tensor, out_m: torch.Tensor | None, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """``(d, l)``: deviances (train, then meta when ``out_m`` is given) and the plain losses."""
@@ -117,7 +131,7 @@ class BADSPotential:
     def weights_of(self, weights: torch.Tensor, batch: Batch, deviance_t: torch.Tensor) -> torch.Tensor:
         """The logits ``u_B``: the table's entries (``weights``), or ``g_φ(h_i)`` of the weight network."""
         wn = self.model.weight_net
-        return weights if wn is None else wn.u(weights, wn.features(batch.x_train, batch.y_train, deviance_t))
+        return weights if wn is None else wn.u(weights, wn.features(batch.x_train, batch.y_train, deviance_t, batch.idx_train))
 
     def functional_log_density(self, theta: torch.Tensor, weights: torch.Tensor | None, batch: Batch, *,
                                companion_w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -23,7 +23,10 @@ class SelectionProblem:
     """Train/meta/test arrays. ``num_classes`` is the number of classes, or ``None`` for a regression
     problem (float targets). ``corrupted`` (bool per train point: label, target or input changed)
     and ``minority`` (bool per train point: member of a minority class in an imbalance scenario)
-    are ground truth kept for evaluation only; the samplers never see them."""
+    are ground truth kept for evaluation only; the samplers never see them. ``weight_groups``
+    (non-negative int per train point, optional) is not ground truth but model input: the group whose
+    latent a point's weight shares under grouped weights (the weight network's ``"group"`` feature,
+    e.g. the source data set of each point); without it, grouped weights group by class."""
 
     name: str
     x_train: np.ndarray
@@ -35,6 +38,7 @@ class SelectionProblem:
     num_classes: int | None
     corrupted: np.ndarray | None = None
     minority: np.ndarray | None = None
+    weight_groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         validate_problem(self)
@@ -132,3 +136,8 @@ def validate_problem(p: SelectionProblem) -> None:
             m = np.asarray(mask)
             if m.shape != (p.num_train,) or m.dtype != bool:
                 raise ValidationError(name, f"must be a boolean array of shape ({p.num_train},)")
+    if p.weight_groups is not None:
+        g = np.asarray(p.weight_groups)
+        if g.shape != (p.num_train,) or not np.issubdtype(g.dtype, np.integer) or (g.size and g.min() < 0):
+            raise ValidationError("weight_groups", f"must be non-negative integers, one per training point "
+                                  f"(shape ({p.num_train},)), got {g.dtype} of shape {g.shape}")

@@ -1,0 +1,94 @@
+"""Grouped weights (one latent per class or per user-given group), the companion estimator with a weight
+network, and the companion's running mean over visits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pyrodps.bads import BADSConfig
+from pyrodps.bads.build import build
+from pyrodps.bads.fit import fit_bads
+from pyrodps.data import make_scenario, problem_from_arrays
+from pyrodps.errors import ValidationError
+from pyrodps.models.weight_net import WeightNet
+
+GROUPED = {"weights": "network", "weight_net_features": ("group",), "weight_net_hidden": 0}
+
+
+def _problem_with_groups(seed: int = 0):
+    p = make_scenario("digits-label-noise", seed=seed)
+    groups = np.arange(p.num_train) % 3
+    return problem_from_arrays(p.x_train, p.y_train, p.x_meta, p.y_meta, p.x_test, p.y_test, corrupted=p.corrupted,
+                               weight_groups=groups)
+
+
+def _implied_weights(problem, config):
+    """Every training point's weight at the end of 60 kernel steps."""
+    from pyrodps.bads.observers import tracked_weights
+
+    setup = build(problem, config, seed=0)
+    stream = setup.batches(torch.Generator().manual_seed(0))
+    state = setup.kernel.init(0, 0)
+    for _ in range(60):
+        state, _ = setup.kernel.step(state, stream.next(), diagnostics=False)
+    return tracked_weights(setup.model, setup.data, state, torch.arange(problem.num_train)).numpy()
+
+
+def test_a_group_shares_one_weight_and_groups_default_to_classes():
+    problem = _problem_with_groups()
+    w = _implied_weights(problem, BADSConfig(steps=60, **GROUPED))
+    groups = problem.weight_groups
+    for g in range(3):
+        np.testing.assert_array_equal(w[groups == g], w[groups == g][0])  # one latent per group
+    assert len({float(w[groups == g][0]) for g in range(3)}) == 3  # the latents moved apart
+    plain = make_scenario("digits-imbalance", seed=0)  # no weight_groups: one latent per class
+    w = _implied_weights(plain, BADSConfig(steps=60, **GROUPED))
+    for c in range(plain.num_classes):
+        np.testing.assert_array_equal(w[plain.y_train == c], w[plain.y_train == c][0])
+
+
+def test_bad_groups_are_refused_by_name():
+    p = make_scenario("digits-label-noise", seed=0)
+    with pytest.raises(ValidationError, match="weight_groups"):
+        problem_from_arrays(p.x_train, p.y_train, p.x_meta, p.y_meta, p.x_test, p.y_test,
+                            weight_groups=-np.ones(p.num_train, dtype=np.int64))
+    with pytest.raises(ValidationError, match="weight_net_features"):
+        WeightNet((4,), 3, features=("group",), hidden=0)  # no groups given
+    with pytest.raises(ValidationError, match="weight_net_hidden"):
+        BADSConfig(weights="network", weight_net_hidden=-1)
+
+
+def test_the_companion_mean_is_the_mean_of_a_points_visits_then_a_moving_average():
+    problem = make_scenario("digits-label-noise", seed=0)
+    setup = build(problem, BADSConfig(steps=50, log_z="companion", companion_window=3, batch_size=64), seed=0)
+    kernel, stream = setup.kernel, setup.batches(torch.Generator().manual_seed(0))
+    seen: dict[int, list[float]] = {}
+    companion = kernel.gradient.companion
+
+    def recording(theta, w, batch):
+        est = companion(theta, w, batch)
+        d = est.nll_train - kernel.model.reference_nll(batch.y_train)
+        for i, v in zip(batch.idx_train.tolist(), d.tolist()):
+            seen.setdefault(i, []).append(v)
+        return est
+
+    kernel.gradient.companion = recording
+    state = kernel.init(0, 0)
+    for _ in range(60):  # about 3 epochs of 1,207 points in batches of 64
+        state, _ = kernel.step(state, stream.next(), diagnostics=False)
+    for i, values in list(seen.items())[:200]:
+        expected = float(np.mean(values[:3]))
+        for v in values[3:]:
+            expected += (v - expected) / 3
+        assert state.companion_visits[i] == min(len(values), 3)
+        assert float(state.companion_mean[i]) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_the_companion_runs_with_a_weight_network_and_its_own_step():
+    problem = make_scenario("digits-imbalance", seed=0)
+    config = BADSConfig(steps=80, log_z="companion", companion_step_size=1e-3, companion_temperature=0.05,
+                        companion_window=4, weights="network", weight_net_features=("label",), weight_net_hidden=0)
+    fit = fit_bads(problem, config, progress=False)
+    assert np.isfinite(fit.weight_mean).all() and fit.samples.draws["energy"].isfinite().all()
