@@ -63,7 +63,7 @@ def test_fused_companion_gradient_matches_pyro_reference(kind):
 
 
 WEIGHT_NETS = [(("loss", "label"), 6), (("input",), 6), (("input", "label", "loss"), 6), (("group",), 0),
-               (("group", "loss"), 0)]
+               (("group", "loss"), 0), (("embedding", "label"), 6)]
 
 
 @pytest.mark.parametrize("features,hidden,kind", [(f, h, k) for f, h in WEIGHT_NETS for k in ("categorical", "gaussian")]
@@ -76,8 +76,10 @@ def test_weight_network_gradients_match_pyro_reference(features, hidden, kind):
     base = make_model(Categorical(3), 3, PRIORS[1]) if kind == "categorical" else make_model(Gaussian(0.5), 1, PRIORS[2])
     data = classification_data() if kind == "categorical" else regression_data()
     groups = torch.arange(20) % 4
+    from pyrodps.models.networks import last_linear
+
     wn = WeightNet((5,), 3 if kind == "categorical" else None, features=features, hidden=hidden, rho_phi=2.0, seed=1,
-                   groups=groups)
+                   groups=groups, embedding_dim=last_linear(base.net).in_features)
     model = BADSModel(base.net, base.likelihood, 20, 6, weight_prior=base.weight_prior, rho_theta=3.0,
                       rho_meta=2.0, theta_prior=base.theta_prior, weight_net=wn)
     fused, ref = FusedGradient(model), AutogradGradient(model, "reference")

@@ -92,3 +92,17 @@ def test_the_companion_runs_with_a_weight_network_and_its_own_step():
                         companion_window=4, weights="network", weight_net_features=("label",), weight_net_hidden=0)
     fit = fit_bads(problem, config, progress=False)
     assert np.isfinite(fit.weight_mean).all() and fit.samples.draws["energy"].isfinite().all()
+
+
+def test_the_weight_network_can_read_the_main_networks_penultimate_features():
+    from pyrodps.models.networks import penultimate
+
+    problem = make_scenario("digits-label-noise", seed=0)
+    config = BADSConfig(steps=40, weights="network", weight_net_features=("embedding", "loss"))
+    setup = build(problem, config, seed=0)
+    assert setup.model.weight_net.feature_dim == 256 + 1  # the default MLP's last hidden layer, and the loss
+    x = setup.data.x_train[:5]
+    emb = penultimate(setup.model.net, x)
+    torch.testing.assert_close(emb, setup.model.net[:-1](x))  # the input of the last Linear
+    fit = fit_bads(problem, config, progress=False)
+    assert np.isfinite(fit.weight_mean).all()

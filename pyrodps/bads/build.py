@@ -20,7 +20,7 @@ from pyrodps.errors import ValidationError
 from pyrodps.models import BADSModel, MinibatchStream, SelectionData
 from pyrodps.models.data import check_batch_sizes
 from pyrodps.models.likelihoods import Likelihood, make_likelihood
-from pyrodps.models.networks import default_network, input_family
+from pyrodps.models.networks import default_network, input_family, last_linear
 from pyrodps.models.priors import make_theta_prior, make_weight_prior
 from pyrodps.models.problem import SelectionProblem, default_likelihood
 from pyrodps.models.weight_net import WeightNet
@@ -69,6 +69,8 @@ def build(problem: SelectionProblem, config: BADSConfig | None = None, *, seed: 
     data = to_selection_data(problem, likelihood, device)
     check_batch_sizes(data, config.batch_size, config.meta_batch_size)
     out_features = likelihood.output_dim(data.y_train)
+    main_net = net if net is not None else default_network(problem, config.hidden, seed, out_features)
+    main_net = main_net.to(device)
     weight_net = None
     if config.weights == "network":
         groups = problem.weight_groups if problem.weight_groups is not None else (
@@ -77,9 +79,10 @@ def build(problem: SelectionProblem, config: BADSConfig | None = None, *, seed: 
                                features=config.weight_net_features, hidden=config.weight_net_hidden,
                                rho_phi=config.rho_phi, seed=seed,
                                groups=None if groups is None or "group" not in config.weight_net_features
-                               else torch.as_tensor(np.asarray(groups, dtype=np.int64), device=device))
-    main_net = net if net is not None else default_network(problem, config.hidden, seed, out_features)
-    main_net = main_net.to(device)
+                               else torch.as_tensor(np.asarray(groups, dtype=np.int64), device=device),
+                               embedding_dim=last_linear(main_net).in_features
+                               if "embedding" in config.weight_net_features else None)
+
     model_ref: list[BADSModel] = []
 
     def init_theta(chain: int) -> torch.Tensor:

@@ -115,6 +115,7 @@ class BADSConfig:
     hidden: tuple[int, ...] = (256, 256)
     log_z: str = "ignore"
     weights: str = "table"  # or "network": w_i = sigmoid(g_φ(h_i))
+    # h_i: any of "input", "label", "group", "embedding" (the main network's penultimate features), "loss"
     weight_net_features: tuple[str, ...] = ("loss", "label")
     weight_net_hidden: int = 16  # 0: the linear map φ · h_i (grouped weights with features ("label",) or ("group",))
     rho_phi: float = 1.0

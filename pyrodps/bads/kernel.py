@@ -244,16 +244,16 @@ class BADSKernel(ScalableStepSizes):
                 info["energy"] = est.energy
                 info["train_nll"] = est.nll_train.mean()
                 info["meta_nll"] = est.nll_meta.mean()
+            if state.phi is not None and state.companion is not None:  # the log Z(w) term reaches φ
+                d_bar = self._companion(state, batch, est.w, diagnostics, info, backend)  # (θ not moved yet)
+                est.grad_phi.add_(self.gradient.potential.companion_phi_grad(state.phi, batch, est.deviance_train,
+                                                                             d_bar, state.theta))
             if self.update_theta:
                 if diagnostics:
                     info["grad_norm"] = torch.linalg.vector_norm(est.grad_theta)
                 self._theta_step(state.theta, est.grad_theta, state.theta_aux, state, fused.STREAM_THETA, backend)
             info["idx"] = idx
             if state.phi is not None:
-                if state.companion is not None:  # the log Z(w) term reaches φ through every w_i(φ)
-                    d_bar = self._companion(state, batch, est.w, diagnostics, info, backend)
-                    est.grad_phi.add_(self.gradient.potential.companion_phi_grad(state.phi, batch, est.deviance_train,
-                                                                                 d_bar))
                 self._theta_step(state.phi, est.grad_phi, state.phi_aux, state, fused.STREAM_PHI, backend)
                 info["w"] = est.w
             else:

@@ -19,6 +19,7 @@ from pyrodps.diagnostics.metrics import accuracy
 from pyrodps.diagnostics.posterior import PosteriorTracker
 from pyrodps.models.bads import BADSModel
 from pyrodps.models.data import SelectionData
+from pyrodps.models.networks import penultimate
 from pyrodps.run.checkpoint import restore_
 from pyrodps.run.weight_stats import OnlineWeightStats
 
@@ -171,5 +172,8 @@ def tracked_weights(model: BADSModel, data: SelectionData, state, idx: torch.Ten
     if state.u is not None:
         return torch.sigmoid(state.u.index_select(0, idx))
     wn = model.weight_net
-    h = wn.features(data.x_train[idx], data.y_train[idx], train_nll(model, data, state, idx), idx)
+    x = data.x_train[idx]
+    emb = penultimate(model.net, x, model.layout.unflatten(state.theta)) if wn.needs_embedding else None
+    deviance = train_nll(model, data, state, idx) - model.reference_nll(data.y_train[idx])
+    h = wn.features(x, data.y_train[idx], deviance, idx, emb)
     return torch.sigmoid(wn.u(state.phi, h))

@@ -34,6 +34,7 @@ from pyrodps.errors import ValidationError, check_choice, check_positive
 from pyrodps.models.data import Batch
 from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Likelihood
+from pyrodps.models.networks import penultimate
 from pyrodps.models.normaliser import check_log_z
 from pyrodps.models.pieces import checked
 from pyrodps.models.priors import IsotropicGaussian, ThetaPrior, UniformWeight, WeightPrior
@@ -131,7 +132,8 @@ class BADSModel:
             if wn is None:
                 u = pyro.sample("u", self.weight_prior.u_distribution())
             else:  # amortised: u_i = g_φ(h_i), the weight prior kept as a factor on the amortised u_i
-                u = wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance, batch.idx_train))
+                emb = penultimate(self.net, batch.x_train, params) if wn.needs_embedding else None
+                u = wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance, batch.idx_train, emb))
                 pyro.factor("weight_prior", self.weight_prior.log_prob_u(u))
             pyro.factor("train_loss", -self.rho_theta * torch.sigmoid(u) * deviance)
         with pyro.plate("meta", self.num_meta, subsample=batch.idx_meta):

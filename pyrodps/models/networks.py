@@ -13,6 +13,31 @@ if TYPE_CHECKING:
     from pyrodps.models.problem import SelectionProblem
 
 
+def last_linear(net: nn.Module) -> nn.Linear:
+    """The network's last ``nn.Linear`` (in module order): its input is the penultimate representation."""
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValidationError("weight_net_features", "the 'embedding' feature needs a network whose output "
+                              "layer is an nn.Linear")
+    return linears[-1]
+
+
+def penultimate(net: nn.Module, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The input of the network's last ``nn.Linear`` for inputs ``x`` (the penultimate features), by one
+    forward without gradients; with ``params``, the network is run by ``torch.func.functional_call`` on them."""
+    captured: list[torch.Tensor] = []
+    handle = last_linear(net).register_forward_pre_hook(lambda module, args: captured.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            if params is None:
+                net(x)
+            else:
+                torch.func.functional_call(net, {k: v.detach() for k, v in params.items()}, (x,))
+    finally:
+        handle.remove()
+    return captured[-1].reshape(x.shape[0], -1)
+
+
 def check_hidden_sizes(argument: str, hidden: object) -> tuple[int, ...]:
     """``hidden`` as a tuple of positive layer widths, else :class:`ValidationError`."""
     try:

@@ -38,6 +38,7 @@ from torch.func import functional_call
 from pyrodps.errors import check_choice
 from pyrodps.models.data import Batch
 from pyrodps.models.flat_params import FlatParams
+from pyrodps.models.networks import penultimate
 
 if TYPE_CHECKING:
     from pyrodps.models.bads import BADSModel
@@ -104,7 +105,7 @@ class BADSPotential:
         return self.model.weight_prior.grad_log_prob_u(u).sub_(delta * w * (1.0 - w), alpha=self.model.rho_theta)
 
     def companion_phi_grad(self, phi: torch.Tensor, batch: Batch, deviance_t: torch.Tensor,
-                           companion_deviance: torch.Tensor) -> torch.Tensor:
+                           companion_deviance: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
         """The log Z(w) term's share of ``∇_φ Û`` with a weight network:
         ``-ρ_θ (N/B) Σ_{i∈B} d̄_i ∇_φ w_i(φ)``, where ``d̄_i`` estimates ``E_{θ'}[l_i(θ') - l_i^ref]``
         (``∂(-log Z)/∂w_i = ρ_θ E[d_i(θ')]``) and ``deviance_t`` are the batch's deviances at θ (the
@@ -112,7 +113,7 @@ class BADSPotential:
         m, wn = self.model, self.model.weight_net
         ph = phi.detach().requires_grad_(True)
         with torch.enable_grad():
-            w = torch.sigmoid(wn.u(ph, wn.features(batch.x_train, batch.y_train, deviance_t, batch.idx_train)))
+            w = torch.sigmoid(wn.u(ph, self.weight_features(batch, deviance_t, theta)))
             term = torch.dot(w, companion_deviance.detach()) * (m.rho_theta * m.num_train / w.shape[0])
             (grad,) = torch.autograd.grad(term, (ph,))
         return grad.neg_()
@@ -128,10 +129,21 @@ class BADSPotential:
         ref = m.reference_nll(batch.y_train)
         return nll - torch.cat((ref, ref.new_zeros(out_m.shape[0]))), nll
 
-    def weights_of(self, weights: torch.Tensor, batch: Batch, deviance_t: torch.Tensor) -> torch.Tensor:
-        """The logits ``u_B``: the table's entries (``weights``), or ``g_φ(h_i)`` of the weight network."""
+    def weights_of(self, weights: torch.Tensor, batch: Batch, deviance_t: torch.Tensor,
+                   theta: torch.Tensor | None = None) -> torch.Tensor:
+        """The logits ``u_B``: the table's entries (``weights``), or ``g_φ(h_i)`` of the weight network
+        (``theta``: where the ``"embedding"`` feature is read; ``None``: the network as it is bound)."""
         wn = self.model.weight_net
-        return weights if wn is None else wn.u(weights, wn.features(batch.x_train, batch.y_train, deviance_t, batch.idx_train))
+        return weights if wn is None else wn.u(weights, self.weight_features(batch, deviance_t, theta))
+
+    def weight_features(self, batch: Batch, deviance_t: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
+        """``h_i`` of the batch's training points for the weight network (see :meth:`weights_of`)."""
+        m, wn = self.model, self.model.weight_net
+        embedding = None
+        if wn.needs_embedding:
+            params = None if theta is None else m.layout.unflatten(theta.detach())
+            embedding = penultimate(m.net, batch.x_train, params)
+        return wn.features(batch.x_train, batch.y_train, deviance_t, batch.idx_train, embedding)
 
     def functional_log_density(self, theta: torch.Tensor, weights: torch.Tensor | None, batch: Batch, *,
                                companion_w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -150,7 +162,7 @@ class BADSPotential:
             out_t = functional_call(m.net, params, (batch.x_train,))
             out_m = functional_call(m.net, params, (batch.x_meta,))
         dev, nll = self.deviances(out_t, out_m, batch)
-        u = self.weights_of(weights, batch, dev[:n_t])
+        u = self.weights_of(weights, batch, dev[:n_t], theta)
         phi = weights if m.weight_net is not None else None
         value = self.log_density(theta, dev, torch.sigmoid(u), u, phi)
         return value, nll[:n_t].detach(), nll[n_t:].detach()
@@ -188,7 +200,7 @@ class AutogradGradient:
         scale_t = batch.idx_train.shape[0] / self.model.num_train
         with torch.no_grad():
             deviance = nll_t - self.model.reference_nll(batch.y_train)
-            u = self.potential.weights_of(ub, batch, deviance)
+            u = self.potential.weights_of(ub, batch, deviance, theta)
         return GradientEstimate(
             energy=-value.detach(),
             grad_theta=-grads[0] if need_theta else None,

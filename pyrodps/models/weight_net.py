@@ -2,8 +2,10 @@
 
 ``h_i`` concatenates the features named in ``features``: ``"input"`` (the flattened input x_i),
 ``"label"`` (one-hot y_i for classification, y_i itself for regression), ``"group"`` (one-hot of the
-point's weight group ``g(i)``, e.g. its source data set) and ``"loss"`` (the current per-example loss
-``l_i(θ)``, held constant when differentiating). ``g_φ`` is ``Linear(F, H) - tanh - Linear(H, 1)``,
+point's weight group ``g(i)``, e.g. its source data set), ``"embedding"`` (the main network's
+penultimate features of x_i at the current θ: the input of its last ``nn.Linear``; one extra forward
+of the train batch per step) and ``"loss"`` (the current per-example loss ``l_i(θ)``); the loss and the
+embedding are held constant when differentiating. ``g_φ`` is ``Linear(F, H) - tanh - Linear(H, 1)``,
 or with ``hidden=0`` the linear map ``φ · h_i`` (no bias); the prior is ``φ ~ N(0, I / ρ_φ)``.
 
 **Grouped weights** are the linear map on one-hot features: with ``features=("label",)`` and
@@ -28,7 +30,7 @@ from torch.func import functional_call
 from pyrodps.errors import ValidationError, check_positive, check_positive_int
 from pyrodps.models.layout import ParamLayout
 
-WEIGHT_NET_FEATURES = ("input", "label", "group", "loss")
+WEIGHT_NET_FEATURES = ("input", "label", "group", "embedding", "loss")
 
 
 class WeightNet:
@@ -41,6 +43,7 @@ class WeightNet:
         hidden: width ``H`` of the hidden layer; 0 for the linear map ``φ · h_i``.
         groups: the weight group of every training point (length N, integers ``0..G-1``), needed by
             the ``"group"`` feature.
+        embedding_dim: width of the main network's penultimate features (the ``"embedding"`` feature).
         rho_phi: prior precision ``ρ_φ`` of φ.
         seed: initialisation of φ.
     """
@@ -55,6 +58,7 @@ class WeightNet:
         rho_phi: float = 1.0,
         seed: int = 0,
         groups: torch.Tensor | None = None,
+        embedding_dim: int | None = None,
     ) -> None:
         if not features:
             raise ValidationError("weight_net_features", "name at least one feature")
@@ -76,7 +80,11 @@ class WeightNet:
             if self.groups.ndim != 1 or (self.groups.numel() and self.groups.min() < 0):
                 raise ValidationError("weight_groups", "must be a 1-D array of non-negative integers")
         self.num_groups = 0 if self.groups is None else int(self.groups.max()) + 1
-        dims = {"input": math.prod(input_shape), "label": num_classes or 1, "group": self.num_groups, "loss": 1}
+        if "embedding" in self.features_used and not embedding_dim:
+            raise ValidationError("weight_net_features", "the 'embedding' feature needs the width of the main "
+                                  "network's penultimate features (embedding_dim)")
+        dims = {"input": math.prod(input_shape), "label": num_classes or 1, "group": self.num_groups,
+                "embedding": embedding_dim or 0, "loss": 1}
         self.feature_dim = sum(dims[f] for f in self.features_used)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -91,9 +99,14 @@ class WeightNet:
     def initial_phi(self) -> torch.Tensor:
         return self._phi0.clone()
 
-    def features(self, x: torch.Tensor, y: torch.Tensor, nll: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
-        """``h_i`` for a batch of training points ``idx`` (``nll`` is treated as a constant; ``idx`` is
-        needed by the ``"group"`` feature)."""
+    @property
+    def needs_embedding(self) -> bool:
+        return "embedding" in self.features_used
+
+    def features(self, x: torch.Tensor, y: torch.Tensor, nll: torch.Tensor, idx: torch.Tensor | None = None,
+                 embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """``h_i`` for a batch of training points ``idx`` (``nll`` and ``embedding`` are treated as
+        constants; ``idx`` is needed by the ``"group"`` feature, ``embedding`` by ``"embedding"``)."""
         parts = []
         for f in self.features_used:
             if f == "input":
@@ -105,6 +118,10 @@ class WeightNet:
                     raise ValidationError("idx", "the 'group' feature needs the indices of the training points")
                 g = self.groups.to(idx.device).index_select(0, idx)
                 parts.append(F.one_hot(g, self.num_groups).to(x.dtype))
+            elif f == "embedding":
+                if embedding is None:
+                    raise ValidationError("embedding", "the 'embedding' feature needs the penultimate features")
+                parts.append(embedding.detach().reshape(x.shape[0], -1).to(x.dtype))
             else:
                 parts.append(nll.detach().reshape(-1, 1).to(x.dtype))
         return torch.cat(parts, dim=1)
