@@ -322,7 +322,7 @@ def _main(args: argparse.Namespace) -> int:
         check_unlocked(args.out)
         check_output_dir(args.out, args.force)
         header = {"scenario": spec.name, "scenario_options": spec.options, "steps": args.steps,
-                  "config": config, "machine": machine_description()}
+                  "config": config, "standardise": spec.standardise, "machine": machine_description()}
         with folder_lock(args.out):
             result = compare(spec.build, methods, seeds, args.out, steps=args.steps, progress=not args.no_progress,
                              header=header, config=config, references=not args.no_references)

@@ -34,6 +34,9 @@ BADS_METHODS = {
     "bads": {"log_z": "ignore"},
     "bads-companion": {"log_z": "companion"},
     "bads-weightnet": {"log_z": "ignore", "weights": "network"},
+    # grouped weights: one latent per group (the problem's weight_groups, else its classes), log Z(w) kept
+    "bads-grouped": {"log_z": "companion", "weights": "network", "weight_net_features": ("group",),
+                     "weight_net_hidden": 0},
     # ablation: the meta set's influence removed (ρ_m = 1e-6); everything else as "bads"
     "bads-no-meta": {"log_z": "ignore", "meta_share": None, "rho_meta": 1e-6},
     # the defaults of pyrodps 0.1, kept to show the change side by side

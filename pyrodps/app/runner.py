@@ -18,7 +18,6 @@ selection AUROC, ``null`` without a corrupted mask holding both classes). Last, 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from pyrodps.errors import (
     check_positive,
     check_positive_int,
 )
-from pyrodps.io import write_json, write_npz
+from pyrodps.io import read_json, write_json, write_npz
 from pyrodps.models.likelihoods import make_likelihood
 from pyrodps.models.problem import SelectionProblem
 from pyrodps.run.checkpoint import remove_checkpoint
@@ -52,8 +51,8 @@ from pyrodps.version import __version__
 REQUEST_FILE = "request.json"
 # BADSConfig fields the command line sets (``--step-size`` ...); ``likelihood`` also reaches the baselines
 CONFIG_FLAGS = ("hidden", "likelihood", "likelihood_kwargs", "weight_prior", "weight_prior_kwargs", "theta_prior",
-                "theta_prior_kwargs", "sampler", "sampler_kwargs", "temperature", "step_size", "rho_theta", "rho_meta", "companion_step_size",
-                "companion_temperature", "companion_window")
+                "theta_prior_kwargs", "sampler", "sampler_kwargs", "temperature", "step_size", "rho_theta", "rho_meta",
+                "companion_step_size", "companion_temperature", "companion_window")
 SHARED_FLAGS = ("hidden", "likelihood", "likelihood_kwargs")
 
 
@@ -176,7 +175,7 @@ def resume_request(out: Path) -> RunRequest:
         raise ValidationError("resume", f"{out} holds no {REQUEST_FILE}: it is not a pyrodps run folder")
     if (out / "metrics.json").is_file():
         raise ValidationError("resume", f"the run in {out} has finished already (metrics.json exists)")
-    d = json.loads(path.read_text())
+    d = read_json(path, "resume")
     files = {k: None if d["problem"].get(k) is None else Path(d["problem"][k]) for k in ("train", "meta", "test")}
     spec = ProblemSpec(d["problem"]["scenario"], d["problem"]["options"], **files,
                        standardise=d["problem"].get("standardise", "auto"))
