@@ -99,7 +99,8 @@ def compare(
                     keep = metrics["kept_fraction"]
                 last_weights[method] = res.weight_mean
         groups = problem.groups()
-    result = {**(header or {}), "methods": methods, "seeds": seeds, "runs": runs, "summary": summarize_runs(runs)}
+    result = {**(header or {}), "methods": methods, "seeds": seeds, "references": references, "runs": runs,
+              "summary": summarize_runs(runs)}
     harm = corruption_harm(runs)
     if harm is not None:
         result["harm"] = harm
