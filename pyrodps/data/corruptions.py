@@ -110,6 +110,67 @@ def off_domain(x: np.ndarray, rate: float, rng: np.random.Generator) -> tuple[np
     return x_out, mask
 
 
+def open_set_noise(
+    x: np.ndarray, y: np.ndarray, x_outside: np.ndarray, rate: float, num_classes: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Open-set noise: add to the training set ``(x, y)`` of ``n`` points exactly
+    ``k = round(rate · n / (1 - rate))`` inputs drawn at random, without replacement, from
+    ``x_outside`` (inputs of classes *outside* the label set ``0 .. num_classes - 1``), each carrying
+    a label drawn uniformly from the ``num_classes`` in-set classes, so that they make up a ``rate``
+    fraction of the result (``k == round(rate · (n + k))``). They go in at random positions; the
+    original ``n`` points keep their inputs, labels and order. Returns ``(inputs, labels, corrupted
+    mask)``, the mask marking the added points; the arguments are not modified. Raise
+    :class:`ValidationError` naming ``noise_rate`` if ``x_outside`` holds fewer than ``k`` inputs."""
+    rate = check_fraction("noise_rate", rate, open_high=True)
+    num_classes = _check_labels(y, num_classes)
+    _check_inputs(x)
+    _check_inputs(x_outside)
+    if x_outside.shape[1:] != x.shape[1:]:
+        raise ValidationError("x_outside", f"inputs of shape {x_outside.shape[1:]}, expected {x.shape[1:]}")
+    n, available = x.shape[0], x_outside.shape[0]
+    k = round(rate * n / (1.0 - rate))
+    if k > available:
+        most = available / (n + available)
+        raise ValidationError("noise_rate", f"{rate!r} needs {k} inputs from outside the label set, only {available} "
+                              f"exist; at most {most:.3f} here")
+    added = rng.permutation(available)[:k]
+    labels = rng.integers(0, num_classes, size=k)
+    positions = np.sort(rng.permutation(n + k)[:k])
+    mask = np.zeros(n + k, dtype=bool)
+    mask[positions] = True
+    x_out = np.empty((n + k, *x.shape[1:]), dtype=x.dtype)
+    y_out = np.empty(n + k, dtype=y.dtype)
+    x_out[mask], y_out[mask] = x_outside[added], labels
+    x_out[~mask], y_out[~mask] = x, y
+    return x_out, y_out, mask
+
+
+def input_swap(
+    x: np.ndarray, y: np.ndarray, rate: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Replace the input of exactly ``round(rate · n)`` points, chosen at random, by a copy of the
+    input of a point of *another* class: for each chosen point ``i``, a point ``j`` drawn uniformly
+    from the points whose label differs from ``y[i]``, its input taken from ``x`` as given (so a
+    copied input is always an original one). Labels are kept, so a swapped point's label no longer
+    matches its input. Returns ``(corrupted inputs, corrupted mask)``; ``x`` is not modified."""
+    rate = check_fraction("noise_rate", rate, open_high=True)
+    _check_inputs(x)
+    if not isinstance(y, np.ndarray) or y.shape != x.shape[:1] or not np.issubdtype(y.dtype, np.integer):
+        raise ValidationError("y", "must be a one-dimensional integer numpy array with one label per input")
+    n = x.shape[0]
+    chosen = np.sort(rng.permutation(n)[: round(rate * n)])
+    if chosen.size and np.unique(y).shape[0] < 2:
+        raise ValidationError("y", "an input swap needs points of at least two classes")
+    x_out = x.copy()
+    others = {c: np.flatnonzero(y != c) for c in np.unique(y[chosen])}
+    for i in chosen:
+        pool = others[y[i]]
+        x_out[i] = x[pool[rng.integers(0, pool.shape[0])]]
+    mask = np.zeros(n, dtype=bool)
+    mask[chosen] = True
+    return x_out, mask
+
+
 def long_tail_counts(num_classes: int, n_max: int, ratio: float) -> np.ndarray:
     """Per-class counts of a long-tailed training set, in class index order: class ``c`` gets
     ``floor(n_max · ratio^(-c / (C - 1)))`` points (at least 1), decaying exponentially from

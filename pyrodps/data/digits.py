@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from pyrodps.data import scenarios
-from pyrodps.data.scenarios import Source, carve_meta
+from pyrodps.data.scenarios import OPEN_SET_HELD_OUT, Source, carve_meta
 from pyrodps.models.problem import SelectionProblem
 
 __all__ = [
@@ -19,8 +19,11 @@ __all__ = [
     "digits_binary_imbalance",
     "digits_feature_noise",
     "digits_imbalance",
+    "digits_input_swap",
     "digits_label_noise",
     "digits_off_domain",
+    "digits_open_set",
+    "digits_pair_flip",
     "load_digits_xy",
 ]
 
@@ -55,7 +58,13 @@ def digits_binary_imbalance(
     positive_ratio: float = 0.995, meta_per_class: int = 5, test_fraction: float = 0.3, seed: int = 0
 ) -> SelectionProblem:
     """Digits 4 (label 0) versus 9 (label 1) with a ``positive_ratio`` fraction of 9s in training;
-    ``minority`` marks the 4s."""
+    ``minority`` marks the 4s.
+
+    Digits has only 180 nines, about 121 of them left for training at the default split, so at the
+    default ``positive_ratio=0.995`` the training set holds those nines and a single 4 (the minimum
+    :func:`~pyrodps.data.scenarios.binary_counts` keeps): digits cannot reach 25 minority points
+    at 0.995. ``positive_ratio=0.83`` or lower keeps at least 25 fours (0.83: 121 nines, 25 fours);
+    ``mnist1d-binary-imbalance`` keeps 26 fours at 0.995."""
     return scenarios.binary_imbalance(DIGITS, positive_ratio, meta_per_class, test_fraction, seed)
 
 
@@ -72,3 +81,32 @@ def digits_off_domain(
 ) -> SelectionProblem:
     """Digits with ``noise_rate`` of the training inputs replaced by pixel-shuffled versions."""
     return scenarios.off_domain_scenario(DIGITS, noise_rate, meta_per_class, test_fraction, seed)
+
+
+def digits_pair_flip(
+    noise_rate: float = 0.45, meta_per_class: int = 5, test_fraction: float = 0.3, seed: int = 0
+) -> SelectionProblem:
+    """Digits with structured pair-flip label noise: in each class ``c``, ``round(noise_rate · n_c)``
+    training labels changed to ``c + 1 mod 10``; inputs kept. The default 0.45 is the "pair-45 %"
+    setting of Co-teaching (Han et al. 2018): most of each class still carries its own label."""
+    return scenarios.pair_flip(DIGITS, noise_rate, meta_per_class, test_fraction, seed)
+
+
+def digits_open_set(
+    noise_rate: float = 0.3, held_out_classes: tuple[int, ...] = OPEN_SET_HELD_OUT, meta_per_class: int = 5,
+    test_fraction: float = 0.3, seed: int = 0,
+) -> SelectionProblem:
+    """Digits with open-set noise: the digits ``held_out_classes`` leave the label set (the problem
+    has the other classes, relabelled ``0 .. C' - 1`` in order; meta and test sets hold only them) and
+    their images enter the training set with uniformly random in-set labels, a ``noise_rate``
+    fraction of it (at most about 0.39 with the default three held-out digits)."""
+    return scenarios.open_set(DIGITS, noise_rate, held_out_classes, meta_per_class, test_fraction, seed)
+
+
+def digits_input_swap(
+    noise_rate: float = 0.5, meta_per_class: int = 5, test_fraction: float = 0.3, seed: int = 0
+) -> SelectionProblem:
+    """Digits with ``noise_rate`` of the training images replaced by the image of a random training
+    digit of another class; labels kept, so they no longer match the image (:func:`~pyrodps.data.corruptions.input_swap`).
+    At the default 0.5 each class's own inputs still carry its label more often than any other."""
+    return scenarios.input_swap_scenario(DIGITS, noise_rate, meta_per_class, test_fraction, seed)

@@ -4,7 +4,8 @@ Load the clean ``(x, y)``; split off a stratified test set (it stays clean, with
 proportions of the loaded data); optionally standardise with the training part's mean and standard
 deviation; carve ``meta_per_class`` clean examples per class from the training part as the meta set;
 then corrupt or subsample only the remaining training points, recording the ground truth
-(``corrupted``: label or input changed; ``minority``: member of a minority class).
+(``corrupted``: label or input changed, or point added from outside the label set; ``minority``:
+member of a minority class).
 
 All randomness after the test split comes from one ``np.random.default_rng(seed)``, drawn in this
 order: meta carving, then the corruption or subsampling.
@@ -23,8 +24,10 @@ from pyrodps.data.corruptions import (
     check_at_least_one,
     class_dependent_label_noise,
     feature_noise,
+    input_swap,
     long_tail_counts,
     off_domain,
+    open_set_noise,
     subsample_to_counts,
     uniform_label_noise,
 )
@@ -33,6 +36,7 @@ from pyrodps.models.problem import SelectionProblem
 
 LABEL_NOISE_KINDS = ("uniform", "class-dependent")
 BINARY_CLASSES = (4, 9)  # the Learning-to-Reweight setting: 4 -> label 0 (minority), 9 -> label 1
+OPEN_SET_HELD_OUT = (7, 8, 9)  # the default classes an open-set scenario holds out of the label set
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,7 @@ class Split:
 
     clean: SelectionProblem
     rng: np.random.Generator
+    x_outside: np.ndarray | None = None  # inputs of the classes left out, when asked for
 
     def __getattr__(self, name: str):
         return getattr(self.clean, name)
@@ -87,14 +92,20 @@ def check_common(meta_per_class: int, test_fraction: float, seed: int) -> None:
 
 
 def split_clean(
-    source: Source, meta_per_class: int, test_fraction: float, seed: int, classes: tuple[int, ...] | None = None
+    source: Source, meta_per_class: int, test_fraction: float, seed: int, classes: tuple[int, ...] | None = None,
+    keep_outside: bool = False,
 ) -> Split:
-    """Load ``source`` (keeping only ``classes``, relabelled ``classes[i] -> i``, when given), split
-    off the stratified test set and carve the meta set."""
+    """Load ``source`` (keeping only ``classes``, sorted, relabelled ``classes[i] -> i``, when given),
+    split off the stratified test set and carve the meta set. With ``keep_outside``, the inputs of
+    the other classes (all of them, in load order, standardised like the rest) are kept as
+    ``split.x_outside``; they are in neither the meta nor the test set."""
     x, y = source.load()
     num_classes = source.num_classes
+    x_outside = None
     if classes is not None:
         keep = np.isin(y, classes)
+        if keep_outside:
+            x_outside = x[~keep]
         x, y = x[keep], np.searchsorted(np.asarray(classes), y[keep]).astype(np.int64)
         num_classes = len(classes)
     try:
@@ -105,10 +116,12 @@ def split_clean(
         mean, std = float(x_tr.mean()), float(x_tr.std()) or 1.0
         x_tr = ((x_tr - mean) / std).astype(np.float32)
         x_te = ((x_te - mean) / std).astype(np.float32)
+        if x_outside is not None:
+            x_outside = ((x_outside - mean) / std).astype(np.float32)
     rng = np.random.default_rng(seed)
     meta_idx, rest = carve_meta(y_tr, meta_per_class, num_classes, rng)
     clean = SelectionProblem(source.name, x_tr[rest], y_tr[rest], x_tr[meta_idx], y_tr[meta_idx], x_te, y_te, num_classes)
-    return Split(clean, rng)
+    return Split(clean, rng, x_outside)
 
 
 def label_noise(
@@ -124,6 +137,68 @@ def label_noise(
     corrupt = uniform_label_noise if noise_kind == "uniform" else class_dependent_label_noise
     y_noisy, corrupted = corrupt(s.y_train, noise_rate, s.num_classes, s.rng)
     return s.problem(f"{source.name}-label-noise", y_train=y_noisy, corrupted=corrupted)
+
+
+def pair_flip(
+    source: Source, noise_rate: float, meta_per_class: int, test_fraction: float, seed: int
+) -> SelectionProblem:
+    """Structured class-dependent label noise (:func:`class_dependent_label_noise`): in each class
+    ``c``, ``round(noise_rate · n_c)`` of the remaining training points relabelled ``c + 1 mod C``;
+    inputs kept. The same corruption as ``label_noise(..., noise_kind="class-dependent")``, as its own
+    scenario with a default rate high enough to hurt (most of each class still carries its label
+    while ``noise_rate < 0.5``)."""
+    check_fraction("noise_rate", noise_rate)
+    check_common(meta_per_class, test_fraction, seed)
+    s = split_clean(source, meta_per_class, test_fraction, seed)
+    y_noisy, corrupted = class_dependent_label_noise(s.y_train, noise_rate, s.num_classes, s.rng)
+    return s.problem(f"{source.name}-pair-flip", y_train=y_noisy, corrupted=corrupted)
+
+
+def check_held_out_classes(held_out_classes: object, num_classes: int) -> tuple[int, ...]:
+    """``held_out_classes`` as a sorted tuple of distinct class indices in ``[0, num_classes)``, at
+    least one held out and at least two left in the label set; else :class:`ValidationError`."""
+    try:
+        held = [check_positive_int("held_out_classes", c, minimum=0) for c in held_out_classes]
+    except TypeError:
+        raise ValidationError("held_out_classes", f"must be a sequence of class indices, got {held_out_classes!r}") from None
+    if not held or len(set(held)) != len(held) or max(held) >= num_classes or num_classes - len(held) < 2:
+        raise ValidationError("held_out_classes", f"must be distinct classes in [0, {num_classes}), at least one and "
+                              f"leaving at least two, got {held_out_classes!r}")
+    return tuple(sorted(held))
+
+
+def open_set(
+    source: Source, noise_rate: float, held_out_classes: tuple[int, ...], meta_per_class: int, test_fraction: float,
+    seed: int,
+) -> SelectionProblem:
+    """Open-set noise. The classes ``held_out_classes`` are removed from the label set: the problem has
+    the ``C' = C - len(held_out_classes)`` other classes, relabelled ``0 .. C' - 1`` in class order,
+    and its test and meta sets hold only those (the test set split stratified from their loaded
+    points). Then inputs of the held-out classes, drawn at random from all their loaded points, are
+    added to the remaining training points, each with a uniformly random in-set label, until they make
+    up a ``noise_rate`` fraction of the training set (:func:`open_set_noise`; ``corrupted`` marks
+    them). Raise :class:`ValidationError` naming ``noise_rate`` if the held-out classes have too few
+    points for that fraction."""
+    check_fraction("noise_rate", noise_rate)
+    held = check_held_out_classes(held_out_classes, source.num_classes)
+    check_common(meta_per_class, test_fraction, seed)
+    in_set = tuple(c for c in range(source.num_classes) if c not in held)
+    s = split_clean(source, meta_per_class, test_fraction, seed, classes=in_set, keep_outside=True)
+    x, y, corrupted = open_set_noise(s.x_train, s.y_train, s.x_outside, noise_rate, s.num_classes, s.rng)
+    return s.problem(f"{source.name}-open-set", x_train=x, y_train=y, corrupted=corrupted)
+
+
+def input_swap_scenario(
+    source: Source, noise_rate: float, meta_per_class: int, test_fraction: float, seed: int
+) -> SelectionProblem:
+    """A ``noise_rate`` fraction of the remaining training points get the input of a random training
+    point of another class (:func:`input_swap`); labels kept, so their label no longer matches their
+    input."""
+    check_fraction("noise_rate", noise_rate)
+    check_common(meta_per_class, test_fraction, seed)
+    s = split_clean(source, meta_per_class, test_fraction, seed)
+    x_swapped, corrupted = input_swap(s.x_train, s.y_train, noise_rate, s.rng)
+    return s.problem(f"{source.name}-input-swap", x_train=x_swapped, corrupted=corrupted)
 
 
 def feature_noise_scenario(
@@ -190,7 +265,12 @@ def binary_imbalance(
     remaining training points subsampled so that a ``positive_ratio`` fraction are class 9
     (:func:`binary_counts`: all class-9 points kept, at least one class-4 point). The meta set has
     ``meta_per_class`` of each; the test set keeps the loaded (balanced) proportions.
-    ``minority`` marks the class-4 points; ``corrupted`` is None."""
+    ``minority`` marks the class-4 points; ``corrupted`` is None.
+
+    The number of class-4 training points is about ``n9 · (1 - positive_ratio) / positive_ratio``
+    for ``n9`` remaining class-9 points: keeping 25 of them at 0.995 takes about 4,900 class-9
+    training points (MNIST-1D generates them, :func:`pyrodps.data.mnist1d.mnist1d_binary_imbalance`;
+    digits has ~120, see :func:`pyrodps.data.digits.digits_binary_imbalance`)."""
     try:
         p = float(positive_ratio)
     except (TypeError, ValueError):
