@@ -203,8 +203,30 @@ def _mark_stale(lines: list[str]) -> list[str]:
     return [*lines[:1], STALE_NOTE, *lines[1:]] if lines else lines
 
 
+def render_harm(results: Path) -> list[str]:
+    """The harm of every corruption (oracle − mixing), from ``benchmarks/harm.py``'s JSON files."""
+    rows = []
+    for name in ("harm.json", "harm_occlusion.json"):
+        path = results / "harm" / name
+        if path.is_file():
+            r = json.loads(path.read_text())
+            rows += [(key, v, r["seeds"]) for key, v in sorted(r["scenarios"].items())]
+    if not rows:
+        return []
+    out = [("**Which corruptions hurt** (`benchmarks/harm.py`: test accuracy of plain SGD on the clean training "
+           "points ∪ meta (oracle) and on train ∪ meta (mixing), default options, seeds "
+           f"{','.join(str(s) for s in rows[0][2])}; harmful at a mean harm of 3 points or more)\n"),
+           "| scenario | mixing | oracle | harm (oracle − mixing) | harmful? |", "|---|---|---|---|---|"]
+    for key, v, _ in rows:
+        s = v["summary"]
+        cells = [f"{s[m]['mean']:.3f} ± {s[m]['sd']:.3f}" for m in ("mixing", "oracle", "harm")]
+        out.append(f"| {key.replace(':', ' (').replace('feature_noise_kind=', '') + (')' if ':' in key else '')} | "
+                   + " | ".join(cells) + f" | {'yes' if v['harmful'] else 'no'} |")
+    return [*out, ""]
+
+
 def render(results: Path) -> str:
-    parts = []
+    parts = render_harm(results)
     for path in sorted((results / "compare").glob("*/comparison.json")):
         r = json.loads(path.read_text())
         seeds = ",".join(str(s) for s in r["seeds"])
