@@ -2,7 +2,7 @@
 # torch is installed pinned together with the project; override with `make TORCH_SPEC=torch==2.x.y test`.
 # --no-compile: no .pyc for all of torch up front (Python compiles what it imports), about 1.5 min less setup.
 # The `triton` extra brings the fused sampler kernels, which the tests run on CPU in Triton's interpreter;
-# the `cleanlab` extra the cleanlab baseline, which the tests run too.
+# the `cleanlab` extra the cleanlab baseline and `tabular` the vega cars table, which the tests use too.
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -17,7 +17,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton,cleanlab]"
+	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton,cleanlab,tabular]"
 	touch $(STAMP)
 
 install: $(STAMP)

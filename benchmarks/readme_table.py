@@ -206,7 +206,7 @@ def _mark_stale(lines: list[str]) -> list[str]:
 def render_harm(results: Path) -> list[str]:
     """The harm of every corruption (oracle − mixing), from ``benchmarks/harm.py``'s JSON files."""
     rows = []
-    for name in ("harm.json", "harm_occlusion.json"):
+    for name in ("harm.json", "harm_occlusion.json", "harm_tabular.json"):
         path = results / "harm" / name
         if path.is_file():
             r = json.loads(path.read_text())

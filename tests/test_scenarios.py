@@ -30,6 +30,7 @@ KINDS = ("label-noise", "imbalance", "binary-imbalance", "feature-noise", "off-d
          "input-swap")
 NOISY = ("label-noise", "feature-noise", "off-domain", "pair-flip", "open-set", "input-swap")
 REGRESSION = ("friedman-outliers", "diabetes-outliers")  # tested in tests/test_regression_problems.py
+TABULAR = ("iris-label-noise", "cars-label-noise")
 CLASSIFICATION = sorted(set(SCENARIOS) - set(REGRESSION))
 HARM_JSON = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "harm" / "harm.json"
 
@@ -43,6 +44,10 @@ def build(name, **options):
 def loaded_labels(name):
     """Labels of the clean data a scenario starts from (relabelled 4 -> 0, 9 -> 1 for binary; the
     in-set classes relabelled 0 .. C' - 1 for open-set)."""
+    if name in TABULAR:
+        from pyrodps.data.tabular import load_cars_xy, load_iris_xy
+
+        return (load_iris_xy if name.startswith("iris") else load_cars_xy)()[1]
     if name == "mnist1d-binary-imbalance":
         y = load_mnist1d_binary_xy(SMALL)[1]
     else:
@@ -57,11 +62,13 @@ def loaded_labels(name):
 
 
 def num_classes(name):
+    if name in TABULAR:
+        return 3
     return 2 if "binary" in name else 10 - len(OPEN_SET_HELD_OUT) if name.endswith("open-set") else 10
 
 
 def test_registry_holds_every_dataset_and_kind():
-    assert set(SCENARIOS) == {f"{d}-{k}" for d in DATASETS for k in KINDS} | set(REGRESSION)
+    assert set(SCENARIOS) == {f"{d}-{k}" for d in DATASETS for k in KINDS} | set(REGRESSION) | set(TABULAR)
 
 
 @pytest.mark.parametrize("name", CLASSIFICATION)
@@ -69,7 +76,7 @@ def test_scenario_builds_with_clean_balanced_meta_and_test(name):
     p = build(name, meta_per_class=3, test_fraction=0.25, seed=1)
     c = num_classes(name)
     assert p.name == name and p.num_classes == c
-    feature_shape = (64,) if name.startswith("digits") else (1, 40)
+    feature_shape = {"digits": (64,), "mnist1d": (1, 40), "iris": (4,), "cars": (7,)}[name.split("-")[0]]
     for x, y in ((p.x_train, p.y_train), (p.x_meta, p.y_meta), (p.x_test, p.y_test)):
         assert x.dtype == np.float32 and y.dtype == np.int64
         assert x.shape[1:] == feature_shape and x.shape[0] == y.shape[0]
@@ -450,3 +457,18 @@ def test_options_too_large_for_the_data_name_the_argument(name, options, argumen
     with pytest.raises(ValidationError) as e:
         build(name, **options)
     assert e.value.argument == argument
+
+
+@pytest.mark.parametrize("name", TABULAR)
+def test_tabular_scenarios_are_standardised_per_feature_on_the_training_part(name):
+    """Raw columns on different scales (cars: a weight in lbs next to a cylinder count) are z-scored
+    per feature with the training part's moments; the test set is transformed, not refitted."""
+    from pyrodps.data.tabular import load_cars_xy, load_iris_xy
+
+    p = build(name, seed=0)
+    x = np.concatenate([p.x_train, p.x_meta])
+    np.testing.assert_allclose(x.mean(0), 0.0, atol=0.05)
+    np.testing.assert_allclose(x.std(0), 1.0, atol=0.05)
+    raw, _ = (load_iris_xy if name.startswith("iris") else load_cars_xy)()
+    assert raw.std(0).max() / raw.std(0).min() > 10 if name.startswith("cars") else True
+    assert p.corrupted.mean() == pytest.approx(0.3, abs=0.01) and p.num_classes == 3

@@ -2,8 +2,9 @@
 
 Classification scenario names are ``<data set>-<kind>`` for data set ``digits`` or ``mnist1d`` and
 kind ``label-noise``, ``imbalance``, ``binary-imbalance``, ``feature-noise``, ``off-domain``,
-``pair-flip``, ``open-set`` or ``input-swap`` (:data:`SCENARIO_HARM` says which corruptions hurt); the
-regression scenarios ``friedman-outliers`` and ``diabetes-outliers`` have gross outliers among the
+``pair-flip``, ``open-set`` or ``input-swap`` (:data:`SCENARIO_HARM` says which corruptions hurt);
+``iris-label-noise`` and ``cars-label-noise`` are small real tabular sets with label noise
+(:mod:`pyrodps.data.tabular`; cars needs the ``tabular`` extra); the regression scenarios ``friedman-outliers`` and ``diabetes-outliers`` have gross outliers among the
 training targets (:mod:`pyrodps.data.regression`). See :func:`scenario_options` for each one's
 options and defaults.
 """
@@ -46,6 +47,7 @@ from pyrodps.data.mnist1d import (
     mnist1d_pair_flip,
 )
 from pyrodps.data.regression import diabetes_outliers, friedman_outliers, outlier_targets
+from pyrodps.data.tabular import cars_label_noise, iris_label_noise
 from pyrodps.errors import ValidationError
 from pyrodps.models.problem import SelectionProblem, validate_problem
 
@@ -66,6 +68,8 @@ SCENARIOS: dict[str, Callable[..., SelectionProblem]] = {
     "mnist1d-pair-flip": mnist1d_pair_flip,
     "mnist1d-open-set": mnist1d_open_set,
     "mnist1d-input-swap": mnist1d_input_swap,
+    "iris-label-noise": iris_label_noise,
+    "cars-label-noise": cars_label_noise,
     "friedman-outliers": friedman_outliers,
     "diabetes-outliers": diabetes_outliers,
 }
@@ -90,6 +94,9 @@ SCENARIO_HARM: dict[str, str] = {
     "mnist1d-pair-flip": "harmful",
     "mnist1d-open-set": "harmful",
     "mnist1d-input-swap": "harmful",
+    # benchmarks/results/harm/harm_tabular.json: 0.140 ± 0.076 and 0.044 ± 0.006
+    "iris-label-noise": "harmful",
+    "cars-label-noise": "harmful",
 }
 
 

@@ -43,12 +43,13 @@ OPEN_SET_HELD_OUT = (7, 8, 9)  # the default classes an open-set scenario holds 
 class Source:
     """A clean labelled data set. ``load()`` returns ``(x, y)`` with float32 inputs and int64 labels
     in ``[0, num_classes)``; ``standardise`` asks the pipeline to standardise the inputs with the
-    training part's scalar mean and standard deviation."""
+    training part's scalar mean and standard deviation (``True``) or per feature (``"feature"``: for
+    tabular columns on different scales; a constant column is only centred)."""
 
     name: str
     load: Callable[[], tuple[np.ndarray, np.ndarray]]
     num_classes: int
-    standardise: bool = False
+    standardise: bool | str = False
 
 
 @dataclass
@@ -112,8 +113,12 @@ def split_clean(
         x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
     except ValueError as e:
         raise ValidationError("test_fraction", f"cannot split off a stratified test set: {e}") from None
-    if source.standardise:
+    if source.standardise == "feature":
+        mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+    elif source.standardise:
         mean, std = float(x_tr.mean()), float(x_tr.std()) or 1.0
+    if source.standardise:
         x_tr = ((x_tr - mean) / std).astype(np.float32)
         x_te = ((x_te - mean) / std).astype(np.float32)
         if x_outside is not None:
