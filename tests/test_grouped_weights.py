@@ -106,3 +106,22 @@ def test_the_weight_network_can_read_the_main_networks_penultimate_features():
     torch.testing.assert_close(emb, setup.model.net[:-1](x))  # the input of the last Linear
     fit = fit_bads(problem, config, progress=False)
     assert np.isfinite(fit.weight_mean).all()
+
+
+def test_every_weight_variant_is_reachable_from_the_command_line(tmp_path, capsys):
+    import json
+
+    from pyrodps.app.cli import main
+
+    common = ["--scenario", "digits-label-noise", "--steps", "20", "--no-progress"]
+    assert main(["run", *common, "--method", "bads-weightnet", "--weight-net-features", "embedding,loss",
+                 "--weight-net-hidden", "8", "--out", str(tmp_path / "a")]) == 0
+    config = json.loads((tmp_path / "a" / "config.json").read_text())["config"]
+    assert config["weight_net_features"] == ["embedding", "loss"] and config["weight_net_hidden"] == 8
+    assert main(["run", *common, "--method", "bads-companion", "--companion-window", "5", "--companion-step-size",
+                 "0.001", "--companion-temperature", "0.05", "--out", str(tmp_path / "b")]) == 0
+    config = json.loads((tmp_path / "b" / "config.json").read_text())["config"]
+    assert (config["companion_window"], config["companion_step_size"], config["companion_temperature"]) == (5, 0.001, 0.05)
+    assert main(["run", *common, "--method", "bads-grouped", "--out", str(tmp_path / "c")]) == 0
+    assert main(["run", *common, "--method", "bads-grouped", "--weight-net-hidden", "8", "--out", str(tmp_path / "d")]) == 2
+    assert "fixes weight_net_hidden" in capsys.readouterr().err

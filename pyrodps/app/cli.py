@@ -56,6 +56,7 @@ NUMBER_FLAGS = {
 }
 INT_FLAGS = {
     "companion-window": "BADS, log Z companion: average each point's l_i(θ') over its last visits (default 1)",
+    "weight-net-hidden": "BADS weight network: hidden width (0: the linear map of grouped weights; default 16)",
 }
 
 
@@ -70,6 +71,10 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weight-net-features", type=lambda t: tuple(f.strip() for f in t.split(",") if f.strip()),
+                   default=None, metavar="F1,F2,...",
+                   help="BADS weight network (--method bads-weightnet / bads-grouped): its inputs, any of input, "
+                        "label, group, embedding, loss")
     p.add_argument("--hidden", type=_hidden, default=None, metavar="W1,W2,...|none",
                    help="hidden layer widths of the MLP for vector inputs, for every method (default 256,256; "
                         "none: a linear model)")
@@ -86,6 +91,8 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
 def _config_fields(args: argparse.Namespace) -> dict:
     """The BADSConfig fields the user set on the command line (kwargs as given: the config parses them)."""
     out: dict = {} if args.hidden is None else {"hidden": args.hidden}
+    if args.weight_net_features is not None:
+        out["weight_net_features"] = args.weight_net_features
     for name in (*PIECE_FLAGS, *NUMBER_FLAGS, *INT_FLAGS):
         key = name.replace("-", "_")
         if getattr(args, key) is not None:

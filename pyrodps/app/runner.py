@@ -52,7 +52,8 @@ REQUEST_FILE = "request.json"
 # BADSConfig fields the command line sets (``--step-size`` ...); ``likelihood`` also reaches the baselines
 CONFIG_FLAGS = ("hidden", "likelihood", "likelihood_kwargs", "weight_prior", "weight_prior_kwargs", "theta_prior",
                 "theta_prior_kwargs", "sampler", "sampler_kwargs", "temperature", "step_size", "rho_theta", "rho_meta",
-                "companion_step_size", "companion_temperature", "companion_window")
+                "companion_step_size", "companion_temperature", "companion_window", "weight_net_features",
+                "weight_net_hidden")
 SHARED_FLAGS = ("hidden", "likelihood", "likelihood_kwargs")
 
 
