@@ -234,7 +234,8 @@ def render(results: Path) -> str:
         parts.append(f"**{r['scenario']}**{' (' + opts + ')' if opts else ''}, seeds {seeds}\n")
         regression = any("test_rmse" in s for s in r["summary"].values())
         # regression came after pyrodps 0.1; comparisons with reference rows are of this version
-        if "bads-v0.1" not in r["summary"] and not regression and not r.get("references"):
+        has_bads = any(m.startswith("bads") for m in r["summary"])
+        if has_bads and "bads-v0.1" not in r["summary"] and not regression and not r.get("references"):
             parts.append(STALE_NOTE)
         groups = sorted({k[len('mean_weight_'):] for s in r["summary"].values() for k in s if k.startswith("mean_weight_")})
         scores = (("test_rmse", "test RMSE"), ("test_mae", "test MAE")) if regression else \
