@@ -119,5 +119,6 @@ def test_the_log_z_term_reaches_phi_as_autograd_of_its_pyro_form(hidden):
     w = -trace.nodes["train_loss"]["fn"].log_factor / (model.rho_theta * deviance)  # w_i(φ) from the factor
     term = torch.dot(w, d_bar) * model.rho_theta * 20 / 7
     (expected,) = torch.autograd.grad(-term, (phi,))
-    got = BADSPotential(model).companion_phi_grad(phi.detach(), batch, deviance, d_bar)
+    features = BADSPotential(model).weight_features(batch, deviance, theta)
+    got = BADSPotential(model).companion_phi_grad(phi.detach(), features, d_bar)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

@@ -245,9 +245,8 @@ class BADSKernel(ScalableStepSizes):
                 info["train_nll"] = est.nll_train.mean()
                 info["meta_nll"] = est.nll_meta.mean()
             if state.phi is not None and state.companion is not None:  # the log Z(w) term reaches φ
-                d_bar = self._companion(state, batch, est.w, diagnostics, info, backend)  # (θ not moved yet)
-                est.grad_phi.add_(self.gradient.potential.companion_phi_grad(state.phi, batch, est.deviance_train,
-                                                                             d_bar, state.theta))
+                d_bar = self._companion(state, batch, est.w, diagnostics, info, backend)
+                est.grad_phi.add_(self.gradient.potential.companion_phi_grad(state.phi, est.weight_features, d_bar))
             if self.update_theta:
                 if diagnostics:
                     info["grad_norm"] = torch.linalg.vector_norm(est.grad_theta)

@@ -54,6 +54,7 @@ class GradientEstimate:
     w: torch.Tensor
     grad_phi: torch.Tensor | None = None
     deviance_train: torch.Tensor | None = None  # d_i = l_i - l_i^ref of the train batch (detached)
+    weight_features: torch.Tensor | None = None  # h_i of the batch (weight network), for the companion's φ term
 
 
 @dataclass
@@ -104,16 +105,16 @@ class BADSPotential:
         """``∂ℓ/∂u = d log p_u/du - ρ_θ δ w (1 - w)`` (``w = sigmoid(u)``), elementwise."""
         return self.model.weight_prior.grad_log_prob_u(u).sub_(delta * w * (1.0 - w), alpha=self.model.rho_theta)
 
-    def companion_phi_grad(self, phi: torch.Tensor, batch: Batch, deviance_t: torch.Tensor,
-                           companion_deviance: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
+    def companion_phi_grad(self, phi: torch.Tensor, features: torch.Tensor,
+                           companion_deviance: torch.Tensor) -> torch.Tensor:
         """The log Z(w) term's share of ``∇_φ Û`` with a weight network:
         ``-ρ_θ (N/B) Σ_{i∈B} d̄_i ∇_φ w_i(φ)``, where ``d̄_i`` estimates ``E_{θ'}[l_i(θ') - l_i^ref]``
-        (``∂(-log Z)/∂w_i = ρ_θ E[d_i(θ')]``) and ``deviance_t`` are the batch's deviances at θ (the
-        ``"loss"`` feature, held constant)."""
+        (``∂(-log Z)/∂w_i = ρ_θ E[d_i(θ')]``) and ``features`` are the batch's ``h_i``
+        (:meth:`weight_features`, held constant; the gradient estimate carries them)."""
         m, wn = self.model, self.model.weight_net
         ph = phi.detach().requires_grad_(True)
         with torch.enable_grad():
-            w = torch.sigmoid(wn.u(ph, self.weight_features(batch, deviance_t, theta)))
+            w = torch.sigmoid(wn.u(ph, features.detach()))
             term = torch.dot(w, companion_deviance.detach()) * (m.rho_theta * m.num_train / w.shape[0])
             (grad,) = torch.autograd.grad(term, (ph,))
         return grad.neg_()
@@ -200,7 +201,8 @@ class AutogradGradient:
         scale_t = batch.idx_train.shape[0] / self.model.num_train
         with torch.no_grad():
             deviance = nll_t - self.model.reference_nll(batch.y_train)
-            u = self.potential.weights_of(ub, batch, deviance, theta)
+            h = self.potential.weight_features(batch, deviance, theta) if wn is not None else None
+            u = ub if wn is None else wn.u(ub, h)
         return GradientEstimate(
             energy=-value.detach(),
             grad_theta=-grads[0] if need_theta else None,
@@ -210,6 +212,7 @@ class AutogradGradient:
             w=torch.sigmoid(u.detach()),
             grad_phi=-grads[-1] if wn is not None else None,
             deviance_train=deviance,
+            weight_features=h,
         )
 
     def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
@@ -258,7 +261,8 @@ class FusedGradient:
         with torch.set_grad_enabled(need_theta or amortised):
             ph = weights.detach().requires_grad_(True) if amortised else None
             dev, nll = pot.deviances(*self._forward(batch), batch)
-            u = pot.weights_of(ph if amortised else weights, batch, dev[:n_t])
+            h = pot.weight_features(batch, dev[:n_t].detach()) if amortised else None
+            u = m.weight_net.u(ph, h) if amortised else weights
             w = torch.sigmoid(u) if amortised else torch.sigmoid(u).detach()
             weighted = torch.dot(dev, pot.loss_coefficients(w, n_m))
             grad_theta = grad_phi = grad_u = None
@@ -280,7 +284,7 @@ class FusedGradient:
             if need_energy:
                 energy = -pot.log_density(theta, dev, w, u.detach(), weights if amortised else None,
                                           weighted=weighted.detach())
-        return GradientEstimate(energy, grad_theta, grad_u, nll[:n_t], nll[n_t:], w, grad_phi, dev[:n_t].detach())
+        return GradientEstimate(energy, grad_theta, grad_u, nll[:n_t], nll[n_t:], w, grad_phi, dev[:n_t].detach(), h)
 
     def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
         """One forward/backward of ``ρ_θ (N/B) Σ w_i d_i(θ')`` on the train batch only (the loss
