@@ -209,8 +209,7 @@ RESUME_KEEPS = ("resume", "no_progress", "command")  # what --resume may be comb
 def _check_resume_alone(args: argparse.Namespace) -> None:
     """``--resume DIR`` continues the run exactly as it was started: any other setting is refused (it
     would be silently ignored otherwise), ``--steps`` with a message that says how to run longer."""
-    run_parser = _parser()._subparsers._group_actions[0].choices["run"]
-    defaults = {a.dest: a.default for a in run_parser._actions}
+    defaults = vars(_parser().parse_args(["run"]))  # every option of `run` at its default
     given = [d for d, v in vars(args).items() if d not in RESUME_KEEPS and d in defaults and v != defaults[d]]
     if not given:
         return
