@@ -20,6 +20,7 @@ gracefully (:mod:`pyrodps.run.stop`): the current step finishes, a checkpoint is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -168,10 +169,9 @@ def sample(
             raise ValidationError("observers", f"{name!r} is not an Observer (begin_chain, observe, state_dict, "
                                   "load_state_dict)")
     guard = guard if guard is not None else DivergenceGuard()
-    if checkpoint is None:  # nothing to resume from: a signal keeps its usual effect
-        return _sample(kernel, make_batches, num_steps, burn_in, thin, num_chains, seed, track, observers, progress,
-                       None, guard, memory_budget, spill_dir, warmup_track, StopFlag())
-    with graceful_stop() as stop:
+    # without a checkpoint there is nothing to resume from: a signal keeps its usual effect
+    stops = graceful_stop() if checkpoint is not None else contextlib.nullcontext(StopFlag())
+    with stops as stop:
         return _sample(kernel, make_batches, num_steps, burn_in, thin, num_chains, seed, track, observers, progress,
                        checkpoint, guard, memory_budget, spill_dir, warmup_track, stop)
 
