@@ -149,6 +149,7 @@ def run_method(
     start = time.perf_counter()
     lik = None if likelihood is None else {"likelihood": likelihood, "likelihood_kwargs": dict(likelihood_kwargs or {})}
     net = {} if hidden is None else {"hidden": tuple(hidden)}
+    overrides = {**net, **({} if steps is None else {"steps": steps})}  # what every baseline config takes
     if method in BADS_METHODS:
         config = method_config(method, bads_config, steps)
         if lik is not None or net:
@@ -160,7 +161,7 @@ def run_method(
         make_likelihood(likelihood, num_classes=problem.num_classes, **lik["likelihood_kwargs"])
     if method in CLEANLAB_METHODS:
         base = sgd_config or SGDConfig()
-        sgd = replace(base, **net, **({} if steps is None else {"steps": steps}))
+        sgd = replace(base, **overrides)
         cl_config = CleanlabConfig(oof_model=CLEANLAB_METHODS[method], steps=sgd.steps)
         cl = fit_cleanlab(problem, cl_config, seed=seed, progress=progress, likelihood=piece, sgd_config=sgd)
         return MethodResult(method, seed, cl_config.steps, time.perf_counter() - start, cl.test_probs,
@@ -171,7 +172,7 @@ def run_method(
             blo_config, fit_blo = l2rw_config or L2RWConfig(), fit_l2rw
         else:
             blo_config, fit_blo = mwn_config or MWNConfig(), fit_mwn
-        blo_config = replace(blo_config, **net, **({} if steps is None else {"steps": steps}))
+        blo_config = replace(blo_config, **overrides)
         blo_config.validate()
         blo_fit: BLOFit = fit_blo(problem, blo_config, seed=seed, progress=progress, likelihood=piece)
         wall = time.perf_counter() - start
@@ -179,7 +180,7 @@ def run_method(
                             blo_fit.accuracy_trace, blo_fit.weight_mean, blo_fit.weight_std,
                             blo_fit.config)
     config = sgd_config or SGDConfig()
-    config = replace(config, **net, **({} if steps is None else {"steps": steps}))
+    config = replace(config, **overrides)
     config.validate()
     config = config.resolved(problem)
     fit = fit_sgd(problem, config, seed=seed, method=method, keep_fraction=keep_fraction, progress=progress,
