@@ -5,7 +5,9 @@ minibatch is a biased estimate of its own objective, and the bias grows as the b
 the N/B-scaled SGLD gradient of BADS is unbiased at every batch size. This sweep runs BADS (``bads``),
 L2RW and MW-Net at train batch sizes ``--batch-sizes`` with **equal epochs** (steps = epochs · N / B)
 and the meta batch scaled alike (``min(M, B)``), on label noise and imbalance, over seeds; every other
-setting is each method's default. It prints a table (test accuracy, balanced accuracy and selection
+setting is each method's default. Every finished run is appended to ``<out>.partial.jsonl`` as it ends;
+a rerun with the same ``--out`` reads it and skips the runs already there, so an interrupted sweep loses
+nothing. It prints a table (test accuracy, balanced accuracy and selection
 AUROC, mean ± sd over seeds, per method and batch size), the spread of each method's mean accuracy
 across batch sizes (max - min), and writes JSON (every run, the summary, the machine) and a plot.
 
@@ -51,9 +53,23 @@ def run_one(problem, method: str, batch: int, epochs: float, seed: int) -> dict:
     start = time.perf_counter()
     res = run_method(problem, method, seed=seed, steps=steps, progress=False, **options)
     metrics = res.metrics(problem)
-    return {"method": method, "batch_size": b, "meta_batch_size": b_meta, "steps": steps, "seed": seed,
+    return {"method": method, "batch_size": b, "requested_batch_size": batch, "meta_batch_size": b_meta, "steps": steps, "seed": seed,
             "test_accuracy": metrics["test_accuracy"], "balanced_accuracy": metrics["balanced_accuracy"],
             "selection_auroc": metrics["selection_auroc"], "wall_seconds": time.perf_counter() - start}
+
+
+def load_partial(path: Path, epochs: float) -> dict:
+    """The runs an earlier, interrupted sweep with the same ``--out`` finished at ``epochs``, keyed by
+    (scenario, seed, method, requested batch size)."""
+    done: dict = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row.get("epochs") == epochs:
+                    done[(row["scenario"], row["seed"], row["method"], row.get("requested_batch_size",
+                                                                               row["batch_size"]))] = row
+    return done
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -114,15 +130,26 @@ def main() -> None:
     from pyrodps.app.runner import machine_description
     from pyrodps.data import make_scenario
 
+    partial = args.out.with_suffix(".partial.jsonl")
+    done = load_partial(partial, args.epochs)
     runs = []
     for scenario in args.scenarios.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
-            problem = make_scenario(scenario, seed=seed)
+            problem = None
             for method in args.methods.split(","):
                 for batch in (int(b) for b in args.batch_sizes.split(",")):
-                    row = {"scenario": scenario, **run_one(problem, method, batch, args.epochs, seed)}
+                    key = (scenario, seed, method, batch)
+                    if key in done:
+                        runs.append(done[key])
+                        continue
+                    problem = problem or make_scenario(scenario, seed=seed)
+                    row = {"scenario": scenario, "epochs": args.epochs,
+                           **run_one(problem, method, batch, args.epochs, seed)}
                     runs.append(row)
                     print(json.dumps(row), flush=True)
+                    partial.parent.mkdir(parents=True, exist_ok=True)
+                    with partial.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
     summary = summarise(runs)
     print(f"\n{'scenario':<22}{'method':<8}" + "".join(f"{'B=' + b:>18}" for b in args.batch_sizes.split(","))
           + f"{'spread':>10}")

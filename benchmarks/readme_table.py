@@ -4,7 +4,8 @@ Reads ``benchmarks/results/compare/*/comparison.json`` (written by ``benchmarks/
 ``benchmarks/results/meta_sweep.json`` and ``meta_sweep_imbalance.json`` (``benchmarks/meta_sweep.py``),
 ``benchmarks/results/long_run*.json`` (``benchmarks/long_run.py``) and, when they exist, ``benchmarks/results/blo_vs_bads.json``
 (per-step time and peak memory of SGD, BADS, L2RW and Meta-Weight-Net; quality at equal steps and
-equal wall-clock) and ``benchmarks/results/binary_imbalance_sweep.json``, and rewrites the part of
+equal wall-clock), ``benchmarks/results/binary_imbalance_sweep.json``, ``batch_size_sweep.json``
+(``benchmarks/batch_size_sweep.py``) and ``tabular_network.json`` (``benchmarks/tabular_network.py``), and rewrites the part of
 README.md between ``<!-- results:begin -->`` and ``<!-- results:end -->``. ``--check`` exits 1 if
 README.md is stale.
 """
@@ -120,6 +121,45 @@ def render_binary_sweep(r: dict) -> list[str]:
                          + " | ".join(cells) + " |")
         parts.append("")
     return parts
+
+
+def render_batch_sweep(r: dict) -> list[str]:
+    """Markdown lines for ``batch_size_sweep.json``: per scenario, the score (balanced accuracy on
+    imbalance, test accuracy otherwise) per method (rows) and train batch size (columns), and each
+    method's spread of the mean test accuracy across batch sizes."""
+    parts: list[str] = []
+    seeds = sorted({row["seed"] for row in r["runs"]})
+    for scenario, methods in r["table"].items():
+        key = "balanced_accuracy" if "imbalance" in scenario else "test_accuracy"
+        sizes = sorted({int(b) for by_b in methods.values() for b in by_b})
+        parts.append(f"**Batch-size sweep, {scenario}** (`benchmarks/batch_size_sweep.py`: {r['args']['epochs']:g} "
+                     f"epochs at every train batch size B, meta batch min(M, B); {key.replace('_', ' ')}, seeds "
+                     f"{','.join(map(str, seeds))})\n")
+        parts.append("| method | " + " | ".join(f"B = {b}" for b in sizes) + " | spread of test accuracy |")
+        parts.append("|---|" + "---|" * (len(sizes) + 1))
+        for method, by_b in methods.items():
+            cells = [_cell(by_b[str(b)], key) if str(b) in by_b else "-" for b in sizes]
+            parts.append(f"| {method} | " + " | ".join(cells) + f" | {r['accuracy_spread'][scenario][method]:.3f} |")
+        parts.append("")
+    return parts
+
+
+def render_tabular_network(r: dict) -> list[str]:
+    """Markdown lines for ``tabular_network.json``: test accuracy per set and network (rows) and
+    method (columns), and BADS's selection AUROC."""
+    methods = r["args"]["methods"].split(",")
+    seeds = sorted({row["seed"] for row in r["runs"]})
+    parts = [(f"**Small tabular data: which network** (`benchmarks/tabular_network.py`: 30 % uniform label "
+              f"flips, 5 meta examples per class; test accuracy, seeds {','.join(map(str, seeds))}; held out "
+              f"from the choice: {', '.join(r['held_out'])})\n"),
+             "| set | network | " + " | ".join(methods) + " | BADS AUROC | cleanlab-logreg AUROC |",
+             "|---|---|" + "---|" * (len(methods) + 2)]
+    for name, nets in r["summary"].items():
+        for net, by_m in nets.items():
+            cells = [_cell(by_m[m], "test_accuracy") if m in by_m else "-" for m in methods]
+            aurocs = [_cell(by_m.get(m, {}), "selection_auroc") for m in ("bads", "cleanlab-logreg")]
+            parts.append(f"| {name} | {net} | " + " | ".join(cells + aurocs) + " |")
+    return [*parts, ""]
 
 
 def render_meta_sweep(r: dict, key: str) -> list[str]:
@@ -258,7 +298,9 @@ def render(results: Path) -> str:
     sweep = results / "default_sweep.json"
     if sweep.is_file():
         parts += render_default_sweep(json.loads(sweep.read_text()))
-    for name, render_one in (("blo_vs_bads.json", render_blo_vs_bads), ("binary_imbalance_sweep.json", render_binary_sweep)):
+    for name, render_one in (("blo_vs_bads.json", render_blo_vs_bads), ("binary_imbalance_sweep.json", render_binary_sweep),
+                             ("batch_size_sweep.json", render_batch_sweep),
+                             ("tabular_network.json", render_tabular_network)):
         path = results / name
         if path.is_file():
             lines = render_one(json.loads(path.read_text()))

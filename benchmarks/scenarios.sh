@@ -21,3 +21,14 @@ for s in friedman-outliers diabetes-outliers; do
   "$PY" -m pyrodps compare --scenario "$s" --methods bads,bads-no-meta,mixing,oracle,meta-only,l2rw,mwn \
     --seeds "$SEEDS" --out "benchmarks/results/compare/$s" --force --no-progress
 done
+# the harmful corruptions (benchmarks/harm.py: harm >= 3 points): BADS against the oracle and L2RW (MW-Net
+# and cleanlab on the pair flips, a label corruption); --add puts the baselines into the same comparison
+for s in digits-pair-flip digits-input-swap mnist1d-pair-flip mnist1d-open-set mnist1d-input-swap mnist1d-off-domain; do
+  out="benchmarks/results/compare/$s"
+  "$PY" -m pyrodps compare --scenario "$s" --methods bads --seeds "$SEEDS" --out "$out" --force --no-progress
+  "$PY" -m pyrodps compare --scenario "$s" --methods l2rw --seeds "$SEEDS" --out "$out" --add --no-progress
+done
+for s in digits-pair-flip mnist1d-pair-flip; do
+  "$PY" -m pyrodps compare --scenario "$s" --methods mwn,cleanlab --seeds "$SEEDS" \
+    --out "benchmarks/results/compare/$s" --add --no-progress
+done

@@ -48,6 +48,38 @@ def test_an_imbalance_comparison_carries_class_balanced_and_no_oracle(tmp_path):
     assert json.loads((out2 / "comparison.json").read_text())["methods"] == ["mixing"]
 
 
+def test_compare_add_keeps_finished_runs_and_finishes_an_interrupted_one(tmp_path, capsys):
+    out = tmp_path / "cmp"
+
+    def args(seeds="0,1", folder=out):
+        return ["--scenario", "digits-label-noise", "--seeds", seeds, "--steps", "40", "--out", str(folder),
+                "--no-progress", "--no-references"]
+    common = args()
+    assert main(["compare", "--methods", "mixing", *common]) == 0
+    first = json.loads((out / "comparison.json").read_text())
+    assert first["complete"] is True
+    # an interrupted comparison: the file as it stood after its first run
+    partial = {**first, "complete": False, "runs": first["runs"][:1]}
+    (out / "comparison.json").write_text(json.dumps(partial))
+    assert main(["compare", "--methods", "mixing,meta-only", "--add", *common]) == 0
+    result = json.loads((out / "comparison.json").read_text())
+    assert result["complete"] is True and set(result["methods"]) == {"mixing", "meta-only"}
+    assert len(result["runs"]) == 4
+    # the finished run is kept as it was; the missing one is run again and gives the same numbers
+    assert result["runs"][0] == first["runs"][0]
+    mixing = [r for r in result["runs"] if r["method"] == "mixing"]
+    assert [r["test_accuracy"] for r in mixing] == [r["test_accuracy"] for r in first["runs"]]
+    # a different problem or seeds is refused, naming what differs, before any work
+    capsys.readouterr()
+    assert main(["compare", "--methods", "oracle", "--add", *args(seeds="0")]) == 2
+    assert "seeds=[0, 1]" in capsys.readouterr().err
+    assert main(["compare", "--methods", "oracle", "--add", "--noise-rate", "0.2", *common]) == 2
+    assert "scenario_options" in capsys.readouterr().err
+    assert main(["compare", "--methods", "oracle", "--add", *args(folder=tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert json.loads((out / "comparison.json").read_text()) == result
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [

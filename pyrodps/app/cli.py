@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, type=Path)
     c.add_argument("--steps", type=int, default=None)
     c.add_argument("--force", action="store_true")
+    c.add_argument("--add", action="store_true",
+                   help="add --methods to the comparison already in --out (same problem, seeds and options), "
+                        "or finish an interrupted one: the (method, seed) runs it holds are kept, not rerun")
     c.add_argument("--no-references", action="store_true",
                    help="do not add the reference rows (mixing; oracle with corrupted points, and the harm; "
                         "class-balanced with minority points)")
@@ -272,6 +275,23 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _DEFAULT_SHOWWARNING = warnings.showwarning
 
 
+def _comparison_to_extend(out: Path, header: dict, seeds: list[int], references: bool) -> list[dict]:
+    """The runs of ``out/comparison.json`` for ``compare --add``, after checking that they compare
+    the same problems in the same way (else :class:`ValidationError` naming what differs)."""
+    from pyrodps.io import read_json
+
+    path = out / "comparison.json"
+    if not path.exists():
+        raise ValidationError("add", f"{path} does not exist: --add extends a comparison written by pyrodps compare")
+    old = read_json(path, "add")
+    wanted = {**json.loads(json.dumps(header)), "seeds": seeds, "references": references}
+    for key, want in wanted.items():
+        if (have := old.get(key)) != want:
+            raise ValidationError("add", f"{path} was written with {key}={have!r}, this command asks for "
+                                         f"{want!r}; give the same problem, seeds and options, or a new --out")
+    return list(old.get("runs", []))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     previous, warnings.showwarning = warnings.showwarning, _show_warning
@@ -326,12 +346,15 @@ def _main(args: argparse.Namespace) -> int:
         if args.steps is not None:
             check_positive_int("steps", args.steps)
         check_unlocked(args.out)
-        check_output_dir(args.out, args.force)
         header = {"scenario": spec.name, "scenario_options": spec.options, "steps": args.steps,
-                  "config": config, "standardise": spec.standardise, "machine": machine_description()}
+                  "config": config, "standardise": spec.standardise}
+        previous = _comparison_to_extend(args.out, header, seeds, not args.no_references) if args.add else None
+        if not args.add:
+            check_output_dir(args.out, args.force)
         with folder_lock(args.out):
             result = compare(spec.build, methods, seeds, args.out, steps=args.steps, progress=not args.no_progress,
-                             header=header, config=config, references=not args.no_references)
+                             header={**header, "machine": machine_description()}, config=config,
+                             references=not args.no_references, previous=previous)
         print(format_summary(result))
         print(f"wrote {args.out / 'comparison.json'}")
     elif args.command == "summarize":

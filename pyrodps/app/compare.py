@@ -62,6 +62,7 @@ def compare(
     header: dict | None = None,
     config: dict | None = None,
     references: bool = True,
+    previous: list[dict] | None = None,
 ) -> dict:
     """Run every method on the problem of every seed; write the JSON and the figures into ``out``.
 
@@ -73,8 +74,15 @@ def compare(
     oracle's score minus mixing's, and its summary, with ``harmless: true`` when the mean harm is
     below :data:`HARMLESS_BELOW`: removing the corrupted points does not help, so a weight near the
     prior is the right answer and the selection AUROC means little); ``class-balanced`` when it marks
-    minority points."""
-    methods = check_methods(methods)
+    minority points.
+
+    ``previous``: the runs of an earlier comparison of the same problems (``pyrodps compare --add``);
+    a (method, seed) pair found there is kept, not run again, and its methods stay in the table.
+    ``comparison.json`` is rewritten after every run (``"complete": false`` until the last), so an
+    interrupted comparison keeps what it finished and ``--add`` with the same methods completes it."""
+    previous = list(previous or [])
+    done = {(r["method"], r["seed"]): r for r in previous}
+    methods = check_methods(list(dict.fromkeys([*(r["method"] for r in previous), *methods])))
     first = make_problem(seeds[0])
     if references:
         methods = check_methods(list(dict.fromkeys([*methods, *reference_methods(first)])))
@@ -85,10 +93,16 @@ def compare(
     runs: list[dict] = []
     last_weights: dict[str, np.ndarray] = {}
     groups: dict[str, np.ndarray] = {}
+    header = {**(header or {}), "methods": methods, "seeds": seeds, "references": references}
     for seed in seeds:
         problem = first if seed == seeds[0] else make_problem(seed)
         keep = 0.5
         for method in methods:
+            if (method, seed) in done:
+                runs.append(done[(method, seed)])
+                if keep == 0.5 and method in BADS_METHODS and "kept_fraction" in runs[-1]:
+                    keep = runs[-1]["kept_fraction"]
+                continue
             res = run_method(problem, method, seed=seed, steps=steps, keep_fraction=keep, progress=progress,
                              bads_config=base, **likelihood)
             metrics = res.metrics(problem)
@@ -98,9 +112,11 @@ def compare(
                 if keep == 0.5 and method in BADS_METHODS and "kept_fraction" in metrics:
                     keep = metrics["kept_fraction"]
                 last_weights[method] = res.weight_mean
+            out.mkdir(parents=True, exist_ok=True)
+            write_json(out / "comparison.json", {**header, "complete": False, "runs": runs,
+                                                  "summary": summarize_runs(runs)})
         groups = problem.groups()
-    result = {**(header or {}), "methods": methods, "seeds": seeds, "references": references, "runs": runs,
-              "summary": summarize_runs(runs)}
+    result = {**header, "complete": True, "runs": runs, "summary": summarize_runs(runs)}
     harm = corruption_harm(runs)
     if harm is not None:
         result["harm"] = harm
