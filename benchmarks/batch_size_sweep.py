@@ -126,6 +126,8 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=float, default=200.0, help="passes over the training set at every batch size")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "batch_size_sweep.json")
+    p.add_argument("--summary-only", action="store_true",
+                   help="run nothing: tabulate the runs of <out>.partial.jsonl among those asked for")
     args = p.parse_args()
     from pyrodps.app.runner import machine_description
     from pyrodps.data import make_scenario
@@ -141,6 +143,8 @@ def main() -> None:
                     key = (scenario, seed, method, batch)
                     if key in done:
                         runs.append(done[key])
+                        continue
+                    if args.summary_only:
                         continue
                     problem = problem or make_scenario(scenario, seed=seed)
                     row = {"scenario": scenario, "epochs": args.epochs,

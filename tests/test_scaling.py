@@ -82,3 +82,22 @@ def test_hidden_sizes_reach_every_method(tmp_path):
     assert main(["run", "--scenario", "digits-label-noise", "--method", "mixing", "--hidden", "32", "--steps", "5",
                  "--out", str(tmp_path / "h"), "--no-progress"]) == 0
     assert json.loads((tmp_path / "h" / "config.json").read_text())["config"]["hidden"] == [32]
+
+
+def test_small_tables_get_the_small_network_and_every_method_the_same_one():
+    from pyrodps.models.networks import DEFAULT_HIDDEN, SMALL_TABLE_HIDDEN, default_hidden
+
+    assert default_hidden("vector", 279, 7, 3) == SMALL_TABLE_HIDDEN  # the cars table
+    assert default_hidden("vector", 1207, 64, 10) == DEFAULT_HIDDEN  # digits: too many rows and features
+    assert default_hidden("vector", 288, 64, 10) == DEFAULT_HIDDEN  # the digits long tail: pixels, not a table
+    assert default_hidden("vector", 1070, 4, 5) == DEFAULT_HIDDEN
+    assert default_hidden("vector", 279, None, 3) == DEFAULT_HIDDEN  # features unknown
+    assert default_hidden("vector", 259, 10, None) == DEFAULT_HIDDEN  # regression (diabetes)
+    assert default_hidden("sequence", 100, 40, 10) == DEFAULT_HIDDEN
+    p = make_scenario("iris-label-noise", seed=0)
+    widths = {}
+    for method in ("bads", "mixing", "oracle", "l2rw", "cleanlab-logreg"):
+        res = run_method(p, method, seed=0, steps=5, progress=False)
+        widths[method] = tuple(res.config["hidden"])
+    assert set(widths.values()) == {SMALL_TABLE_HIDDEN}, widths
+    assert tuple(run_method(p, "mixing", seed=0, steps=5, progress=False, hidden=(8,)).config["hidden"]) == (8,)

@@ -76,8 +76,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                    help="BADS weight network (--method bads-weightnet / bads-grouped): its inputs, any of input, "
                         "label, group, embedding, loss")
     p.add_argument("--hidden", type=_hidden, default=None, metavar="W1,W2,...|none",
-                   help="hidden layer widths of the MLP for vector inputs, for every method (default 256,256; "
-                        "none: a linear model)")
+                   help="hidden layer widths of the MLP for vector inputs, for every method (default: 16 for "
+                        "classes on a small table, < 1,000 training points and <= 32 features; else 256,256; "
+                        "none: linear)")
     for name, text in PIECE_FLAGS.items():
         p.add_argument(f"--{name}", default=None, metavar="NAME|module:Class", help=text)
         p.add_argument(f"--{name}-kwargs", default=None, metavar="JSON|key=value,...",

@@ -161,7 +161,7 @@ def run_method(
         make_likelihood(likelihood, num_classes=problem.num_classes, **lik["likelihood_kwargs"])
     if method in CLEANLAB_METHODS:
         base = sgd_config or SGDConfig()
-        sgd = replace(base, **overrides)
+        sgd = replace(base, **overrides).resolved(problem)  # recorded as run, network width included
         cl_config = CleanlabConfig(oof_model=CLEANLAB_METHODS[method], steps=sgd.steps)
         cl = fit_cleanlab(problem, cl_config, seed=seed, progress=progress, likelihood=piece, sgd_config=sgd)
         return MethodResult(method, seed, cl_config.steps, time.perf_counter() - start, cl.test_probs,

@@ -64,7 +64,8 @@ def build(problem: SelectionProblem, config: BADSConfig | None = None, *, seed: 
     The network is ``net`` or the default for the input shape (:func:`~pyrodps.models.networks.default_network`,
     seeded by ``seed``; chain ``k > 0`` starts from the default network seeded ``1000 seed + k``)."""
     config = config or BADSConfig()
-    config = config.resolved_for(input_family(problem), problem.num_train, int(problem.x_meta.shape[0]))
+    config = config.resolved_for(input_family(problem), problem.num_train, int(problem.x_meta.shape[0]),
+                                 int(np.prod(problem.x_train.shape[1:])), problem.num_classes)
     likelihood = problem_likelihood(problem, config)
     data = to_selection_data(problem, likelihood, device)
     check_batch_sizes(data, config.batch_size, config.meta_batch_size)

@@ -21,7 +21,7 @@ from pyrodps.errors import (
 )
 from pyrodps.models.bads import LOSS_REFERENCES
 from pyrodps.models.likelihoods import make_likelihood
-from pyrodps.models.networks import check_hidden_sizes
+from pyrodps.models.networks import check_hidden_sizes, default_hidden
 from pyrodps.models.normaliser import check_log_z
 from pyrodps.models.priors import make_theta_prior, make_weight_prior
 from pyrodps.plugins import build as build_plugin
@@ -112,7 +112,7 @@ class BADSConfig:
     sampler: str = "psgld"  # the θ-block sampler: "sgld", "psgld" or a plug-in
     sampler_kwargs: dict = field(default_factory=dict)
     clip_norm: float | None = None
-    hidden: tuple[int, ...] = (256, 256)
+    hidden: tuple[int, ...] | None = None  # default: models.networks.default_hidden (16 on a small table, else 256-256)
     log_z: str = "ignore"
     weights: str = "table"  # or "network": w_i = sigmoid(g_φ(h_i))
     # h_i: any of "input", "label", "group", "embedding" (the main network's penultimate features), "loss"
@@ -173,7 +173,8 @@ class BADSConfig:
             check_positive_int("track_weights", self.track_weights, minimum=0)
         check_positive_int("theta_projections", self.theta_projections, minimum=0)
         check_positive_int("weight_net_hidden", self.weight_net_hidden, minimum=0)
-        self.hidden = check_hidden_sizes("hidden", self.hidden)
+        if self.hidden is not None:
+            self.hidden = check_hidden_sizes("hidden", self.hidden)
         if self.meta_batch_size is not None:
             check_positive_int("meta_batch_size", self.meta_batch_size)
         if self.step_decay_gamma is not None and not 0.5 < self.step_decay_gamma <= 1.0:
@@ -191,9 +192,12 @@ class BADSConfig:
         """Kept for callers of pyrodps 0.1: a config is checked when it is made (``__post_init__``)."""
         self.__post_init__()
 
-    def resolved_for(self, family: str, num_train: int, num_meta: int) -> BADSConfig:
+    def resolved_for(self, family: str, num_train: int, num_meta: int, num_features: int | None = None,
+                     num_classes: int | None = None) -> BADSConfig:
         """A copy with every ``None`` default filled in for inputs of kind ``family`` (``"vector"``,
-        ``"sequence"``, ``"image"``) and train / meta sets of ``num_train`` / ``num_meta`` points."""
+        ``"sequence"``, ``"image"``), train / meta sets of ``num_train`` / ``num_meta`` points and, for
+        vectors, ``num_features`` features and ``num_classes`` classes (``None``: regression) (the
+        network: :func:`~pyrodps.models.networks.default_hidden`)."""
         tuned = PRESETS[self.preset][family]
         rho_theta = tuned["rho_theta"] if self.rho_theta is None else self.rho_theta
         prior_kwargs = dict(self.theta_prior_kwargs)
@@ -205,6 +209,7 @@ class BADSConfig:
         return replace(
             self,
             batch_size=min(128, num_train) if self.batch_size is None else self.batch_size,
+            hidden=default_hidden(family, num_train, num_features, num_classes) if self.hidden is None else self.hidden,
             step_size=tuned["step_size"] if self.step_size is None else self.step_size,
             rho_theta=rho_theta,
             rho_meta=rho_meta,
@@ -219,7 +224,7 @@ class BADSConfig:
 
     @property
     def is_resolved(self) -> bool:
-        return None not in (self.batch_size, self.step_size, self.rho_theta, self.rho_meta, self.average_window)
+        return None not in (self.hidden, self.batch_size, self.step_size, self.rho_theta, self.rho_meta, self.average_window)
 
     def to_dict(self) -> dict:
         return asdict(self)

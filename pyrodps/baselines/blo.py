@@ -79,7 +79,6 @@ class BLOConfig(SGDConfig):
         at the sizes of its train and meta sets."""
         return replace(
             super().resolved(problem),
-            hidden=tuple(self.hidden),
             batch_size=min(self.batch_size, problem.num_train),
             meta_batch_size=min(self.meta_batch_size, int(problem.x_meta.shape[0])),
         )

@@ -155,6 +155,8 @@ def fit_cleanlab(problem: SelectionProblem, config: CleanlabConfig | None = None
     ``sgd_config``: the networks' SGD settings (network width, learning rate; ``steps`` from ``config``)."""
     config = config or CleanlabConfig()
     check_cleanlab_problem(problem, config, likelihood)
+    # one network for the folds and the retrain, chosen for the whole training set (not each fold's size)
+    sgd_config = _sgd(config, sgd_config).resolved(problem)
     cleanlab = _import_cleanlab()
     start = time.perf_counter()
     probs = out_of_fold_probs(problem, config, seed=seed, progress=progress, likelihood=likelihood,

@@ -21,7 +21,12 @@ from tqdm.auto import tqdm
 from pyrodps.diagnostics.metrics import predictive_scores, trace_score
 from pyrodps.errors import ValidationError, check_positive, check_positive_int
 from pyrodps.models.likelihoods import Likelihood
-from pyrodps.models.networks import check_hidden_sizes, default_network, input_family
+from pyrodps.models.networks import (
+    check_hidden_sizes,
+    default_hidden,
+    default_network,
+    input_family,
+)
 from pyrodps.models.problem import SelectionProblem, default_likelihood
 from pyrodps.sgmcmc.kernel import make_generator
 from pyrodps.sgmcmc.minibatch import IndexStream
@@ -43,7 +48,7 @@ class SGDConfig:
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    hidden: tuple[int, ...] = (256, 256)  # the BADS default network
+    hidden: tuple[int, ...] | None = None  # the BADS default network (models.networks.default_hidden)
 
     def validate(self) -> None:
         check_positive_int("steps", self.steps)
@@ -52,14 +57,19 @@ class SGDConfig:
             check_positive("lr", self.lr)
         if not 0.0 <= self.momentum < 1.0:
             raise ValidationError("momentum", f"must lie in [0, 1), got {self.momentum}")
-        check_hidden_sizes("hidden", self.hidden)
+        if self.hidden is not None:
+            check_hidden_sizes("hidden", self.hidden)
         if not self.weight_decay >= 0 or self.weight_decay == float("inf"):
             raise ValidationError("weight_decay", f"must be a finite number >= 0, got {self.weight_decay}")
 
     def resolved(self, problem: SelectionProblem) -> SGDConfig:
-        """A copy with ``lr`` filled in for ``problem``'s kind of input."""
-        lr = self.lr if self.lr is not None else (0.003 if input_family(problem) == "vector" else 0.01)
-        return replace(self, lr=lr)
+        """A copy with ``lr`` filled in for ``problem``'s kind of input and ``hidden`` for its kind and
+        size (:func:`~pyrodps.models.networks.default_hidden`)."""
+        family = input_family(problem)
+        lr = self.lr if self.lr is not None else (0.003 if family == "vector" else 0.01)
+        hidden = tuple(self.hidden) if self.hidden is not None else default_hidden(
+            family, problem.num_train, int(np.prod(problem.x_train.shape[1:])), problem.num_classes)
+        return replace(self, lr=lr, hidden=hidden)
 
     def to_dict(self) -> dict:
         return asdict(self)
