@@ -77,13 +77,13 @@ def _problem_data(scenario: str, device: str) -> tuple[SelectionData, int, objec
 def build_workload(network: str, device: str, seed: int = 0, resnet_widths: tuple[int, int, int] = (16, 32, 64),
                    resnet_blocks: int = 1) -> Workload:
     """The network ``network`` (one of :data:`NETWORKS`), initialised from ``seed``, and its data on ``device``."""
-    from pyrodps.models.networks import default_network, input_family
+    from pyrodps.models.networks import DEFAULT_HIDDEN, default_network, input_family
 
     torch.manual_seed(seed)
     if network in ("digits-mlp", "mnist1d-cnn"):
         scenario = "digits-label-noise" if network == "digits-mlp" else "mnist1d-label-noise"
         data, classes, problem = _problem_data(scenario, device)
-        net = default_network(problem, BADSConfig().hidden, seed).to(device)
+        net = default_network(problem, DEFAULT_HIDDEN, seed).to(device)
         family = input_family(problem)
         label = "MLP 64-256-256-10" if network == "digits-mlp" else "1-D CNN (small_cnn1d)"
         return Workload(network, net, data, classes, family, _blo_lr(family), label,

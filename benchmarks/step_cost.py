@@ -35,7 +35,7 @@ from pyrodps.bads.build import assemble
 from pyrodps.io import write_json
 from pyrodps.models import MinibatchStream, SelectionData
 from pyrodps.models.likelihoods import Categorical
-from pyrodps.models.networks import input_family, mlp, small_cnn
+from pyrodps.models.networks import DEFAULT_HIDDEN, input_family, mlp, small_cnn
 from pyrodps.run import OnlineWeightStats
 
 
@@ -131,7 +131,7 @@ def main() -> None:
                      "ratio": ratio, "target": target, "pass": ratio <= target, "params": params, "randn_ms": noise})
 
     digits = make_data(10_000, 50, (64,))
-    for label, hidden in (("digits-mlp-128", (128,)), ("digits-mlp-default", BADSConfig().hidden)):
+    for label, hidden in (("digits-mlp-128", (128,)), ("digits-mlp-default", DEFAULT_HIDDEN)):
         torch.manual_seed(0)
         extra = {"sgld": BADSStepper(mlp(64, 10, hidden), digits, 128, 50, psgld=False),
                  "reference": BADSStepper(mlp(64, 10, hidden), digits, 128, 50, path="reference")}
@@ -150,7 +150,7 @@ def main() -> None:
 
     big = make_data(1_000_000, 50, (64,))
     torch.manual_seed(0)
-    hidden = BADSConfig().hidden
+    hidden = DEFAULT_HIDDEN
     t = interleaved_medians(
         {"n1e4": BADSStepper(mlp(64, 10, hidden), digits, 128, 50), "n1e6": BADSStepper(mlp(64, 10, hidden), big, 128, 50)},
         args.steps,
