@@ -80,6 +80,17 @@ def test_compare_add_keeps_finished_runs_and_finishes_an_interrupted_one(tmp_pat
     assert json.loads((out / "comparison.json").read_text()) == result
 
 
+def test_compare_add_keeps_the_weights_figure_of_the_earlier_methods(tmp_path):
+    out = tmp_path / "cmp"
+    common = ["--scenario", "digits-label-noise", "--seeds", "0", "--steps", "30", "--out", str(out),
+              "--no-progress", "--no-references"]
+    assert main(["compare", "--methods", "bads", *common]) == 0
+    figure = (out / "weights_by_group.png").read_bytes()
+    assert main(["compare", "--methods", "l2rw", "--add", *common]) == 0
+    assert (out / "weights_by_group.png").read_bytes() == figure
+    assert set(json.loads((out / "comparison.json").read_text())["methods"]) == {"bads", "l2rw"}
+
+
 @pytest.mark.parametrize(
     "args,needle",
     [
