@@ -50,8 +50,9 @@ def default_hidden(family: str, num_train: int, num_features: int | None = None,
     fewer than :data:`SMALL_TABLE_ROWS` training points, at most :data:`SMALL_TABLE_FEATURES`
     features, ``num_classes`` given) gets one hidden layer of 16 units; everything else two of 256, the
     network the defaults were tuned on (digits: 64 pixel features, 1,207 points; sequences and images
-    use a CNN and ignore the widths). Measured with ``benchmarks/tabular_network.py`` (README, *Small
-    tabular data*: iris, cars, wine; breast cancer and Seattle weather held out). Regression keeps the
+    use a CNN and ignore the widths). Measured with ``benchmarks/tabular_network.py`` on iris, cars and
+    wine, with breast cancer and Seattle weather held out (README: *Choosing the defaults*, and the
+    *Small tabular data* table of *Results*). Regression keeps the
     wide network: there the small one helped on diabetes and hurt on Friedman #1."""
     if (family == "vector" and num_classes is not None and num_train < SMALL_TABLE_ROWS
             and num_features is not None and num_features <= SMALL_TABLE_FEATURES):
