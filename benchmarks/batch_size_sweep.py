@@ -146,7 +146,8 @@ def main() -> None:
                         continue
                     if args.summary_only:
                         continue
-                    problem = problem or make_scenario(scenario, seed=seed)
+                    if problem is None:  # built once per seed, and only when a run is missing
+                        problem = make_scenario(scenario, seed=seed)
                     row = {"scenario": scenario, "epochs": args.epochs,
                            **run_one(problem, method, batch, args.epochs, seed)}
                     runs.append(row)

@@ -65,7 +65,7 @@ def build(problem: SelectionProblem, config: BADSConfig | None = None, *, seed: 
     seeded by ``seed``; chain ``k > 0`` starts from the default network seeded ``1000 seed + k``)."""
     config = config or BADSConfig()
     config = config.resolved_for(input_family(problem), problem.num_train, int(problem.x_meta.shape[0]),
-                                 int(np.prod(problem.x_train.shape[1:])), problem.num_classes)
+                                 problem.num_features, problem.num_classes)
     likelihood = problem_likelihood(problem, config)
     data = to_selection_data(problem, likelihood, device)
     check_batch_sizes(data, config.batch_size, config.meta_batch_size)

@@ -68,7 +68,7 @@ class SGDConfig:
         family = input_family(problem)
         lr = self.lr if self.lr is not None else (0.003 if family == "vector" else 0.01)
         hidden = tuple(self.hidden) if self.hidden is not None else default_hidden(
-            family, problem.num_train, int(np.prod(problem.x_train.shape[1:])), problem.num_classes)
+            family, problem.num_train, problem.num_features, problem.num_classes)
         return replace(self, lr=lr, hidden=hidden)
 
     def to_dict(self) -> dict:

@@ -52,6 +52,11 @@ class SelectionProblem:
     def num_train(self) -> int:
         return int(self.x_train.shape[0])
 
+    @property
+    def num_features(self) -> int:
+        """Input values per example (a vector's length; channels × length for sequences, and so on)."""
+        return int(np.prod(self.x_train.shape[1:]))
+
     def groups(self) -> dict[str, np.ndarray]:
         """Boolean masks over the training points for the ground truth this problem carries:
         ``corrupted`` and ``clean`` when ``corrupted`` is set, ``minority`` and ``majority`` when
