@@ -32,3 +32,18 @@ for s in digits-pair-flip mnist1d-pair-flip; do
   "$PY" -m pyrodps compare --scenario "$s" --methods mwn,cleanlab --seeds "$SEEDS" \
     --out "benchmarks/results/compare/$s" --add --no-progress
 done
+# class imbalance where reweighting can matter (MNIST-1D generated at 40,000 samples), the small digits
+# long tail, and the rebuilt 4 vs 9: table, companion and grouped weights against the class-balanced loss
+"$PY" -m pyrodps compare --scenario mnist1d-imbalance --num-samples 40000 \
+  --methods bads,bads-companion,bads-grouped,l2rw,mwn,class-balanced --seeds "$SEEDS" \
+  --out benchmarks/results/compare/mnist1d-imbalance-40k --force --no-progress
+"$PY" -m pyrodps compare --scenario digits-imbalance --methods bads,bads-companion,bads-grouped,l2rw,mwn,class-balanced \
+  --seeds "$SEEDS" --out benchmarks/results/compare/digits-imbalance-companion --force --no-progress
+"$PY" -m pyrodps compare --scenario mnist1d-binary-imbalance --methods bads,bads-companion,bads-grouped,l2rw,class-balanced \
+  --seeds "$SEEDS" --out benchmarks/results/compare/mnist1d-binary-imbalance --force --no-progress
+# sources of unequal label noise (the source of each point known): per-point weights alone, and times
+# per-source weights, against the BLO baselines and cleanlab
+for s in digits-source-noise mnist1d-source-noise; do
+  "$PY" -m pyrodps compare --scenario "$s" --methods bads,bads-point-group,l2rw,mwn,cleanlab --seeds "$SEEDS" \
+    --out "benchmarks/results/compare/$s" --force --no-progress
+done

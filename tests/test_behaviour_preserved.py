@@ -6,6 +6,10 @@ reads) is compared to within 2 units in the last place. Issue #12 wrote the BADS
 (:class:`pyrodps.models.potential.BADSPotential`); the weight-network path used to sum the same terms
 in another order, and float32 rounding of a sum of ~5e4 moves its last bit. Its θ, weights and
 predictions are still bit-identical.
+
+One intended change since: issue #13 gave the weight network's φ block a floor on pSGLD's ``λ``
+(:meth:`pyrodps.bads.kernel.BADSKernel._phi_sampler`), so the weight-network runs were re-recorded;
+every other run was checked unchanged when they were.
 """
 
 import numpy as np

@@ -80,6 +80,34 @@ def test_compare_add_keeps_finished_runs_and_finishes_an_interrupted_one(tmp_pat
     assert json.loads((out / "comparison.json").read_text()) == result
 
 
+def test_an_add_that_fails_keeps_every_earlier_run(tmp_path, monkeypatch):
+    """An --add that stops at its second new run (seed 1) has on disk its first one and every kept run,
+    those of seed 1 included."""
+    import pyrodps.app.compare as compare_module
+
+    out = tmp_path / "cmp"
+    common = ["--scenario", "digits-label-noise", "--seeds", "0,1", "--steps", "30", "--out", str(out),
+              "--no-progress", "--no-references"]
+    assert main(["compare", "--methods", "mixing,meta-only", *common]) == 0
+    first = json.loads((out / "comparison.json").read_text())
+    real = compare_module.run_method
+
+    def failing(problem, method, **kw):
+        if method == "oracle" and kw["seed"] == 1:
+            raise RuntimeError("killed")
+        return real(problem, method, **kw)
+
+    monkeypatch.setattr(compare_module, "run_method", failing)
+    with pytest.raises(RuntimeError):
+        compare_module.compare(lambda seed: make_scenario("digits-label-noise", seed=seed), ["oracle"], [0, 1], out,
+                               steps=30, progress=False, references=False, previous=first["runs"],
+                               header={"scenario": "digits-label-noise"})
+    partial = json.loads((out / "comparison.json").read_text())
+    assert partial["complete"] is False
+    assert sorted((r["method"], r["seed"]) for r in partial["runs"]) == sorted(
+        [(r["method"], r["seed"]) for r in first["runs"]] + [("oracle", 0)])
+
+
 def test_compare_add_keeps_the_weights_figure_of_the_earlier_methods(tmp_path):
     out = tmp_path / "cmp"
     common = ["--scenario", "digits-label-noise", "--seeds", "0", "--steps", "30", "--out", str(out),

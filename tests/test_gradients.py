@@ -122,3 +122,39 @@ def test_the_log_z_term_reaches_phi_as_autograd_of_its_pyro_form(hidden):
     features = BADSPotential(model).weight_features(batch, deviance, theta)
     got = BADSPotential(model).companion_phi_grad(phi.detach(), features, d_bar)
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("features,hidden,kind", [(("group",), 0, "categorical"), (("group",), 0, "gaussian"),
+                                                  (("loss", "label"), 6, "categorical")])
+def test_product_weights_gradients_match_pyro_reference(features, hidden, kind):
+    """Per-point times group weights, ``w_i = sigmoid(u_i) sigmoid(g_φ(h_i))``: energy, ∇θ, ∇φ and the
+    table entries' conditional gradient of the fused path equal autograd of the Pyro trace; the table's
+    conditional is the plain one with ``δ_i = v_i d_i``."""
+    from pyrodps.models import BADSModel
+    from pyrodps.models.potential import BADSPotential
+    from pyrodps.models.weight_net import WeightNet
+
+    base = make_model(Categorical(3), 3, PRIORS[1]) if kind == "categorical" else make_model(Gaussian(0.5), 1, PRIORS[2])
+    data = classification_data() if kind == "categorical" else regression_data()
+    wn = WeightNet((5,), 3 if kind == "categorical" else None, features=features, hidden=hidden, rho_phi=2.0, seed=1,
+                   groups=torch.arange(20) % 4)
+    model = BADSModel(base.net, base.likelihood, 20, 6, weight_prior=base.weight_prior, rho_theta=3.0,
+                      rho_meta=2.0, theta_prior=base.theta_prior, weight_net=wn, product=True)
+    fused, ref, functional = FusedGradient(model), AutogradGradient(model, "reference"), AutogradGradient(model)
+    g = torch.Generator().manual_seed(7)
+    for trial in range(3):
+        theta = model.initial_theta() + 0.5 * torch.randn(model.layout.size, generator=g)
+        phi = wn.initial_phi() + 0.5 * torch.randn(wn.layout.size, generator=g)
+        batch = Batch.gather(data, torch.randperm(20, generator=g)[: 5 + trial], torch.arange(2 + trial))
+        u = torch.randn(batch.idx_train.shape[0], generator=g)
+        a, b, c = fused(theta, (u, phi), batch), ref(theta, (u, phi), batch), functional(theta, (u, phi), batch)
+        for other in (b, c):
+            torch.testing.assert_close(a.energy, other.energy, rtol=1e-5, atol=1e-4)
+            torch.testing.assert_close(a.grad_theta, other.grad_theta, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(a.grad_phi, other.grad_phi, rtol=1e-4, atol=1e-4)
+            torch.testing.assert_close(a.grad_u, other.grad_u, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(a.w, other.w, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(a.weight_scale, other.weight_scale, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a.w, torch.sigmoid(u) * a.weight_scale)
+        expected = BADSPotential(model).weight_conditional_grad(u, a.deviance_train * a.weight_scale, torch.sigmoid(u))
+        torch.testing.assert_close(a.grad_u, expected)

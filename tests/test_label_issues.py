@@ -119,3 +119,21 @@ def test_same_seed_same_result(problem, fits):
     np.testing.assert_array_equal(again.weight_mean, first.weight_mean)
     np.testing.assert_array_equal(again.issues, first.issues)
     assert again.accuracy_trace == first.accuracy_trace and again.kept == first.kept
+
+
+def test_cleanlab_runs_on_a_problem_with_weight_groups():
+    """The cleaned training set cuts every per-point array alike, the weight groups included."""
+    from pyrodps.data import make_scenario
+
+    p = make_scenario("digits-source-noise", seed=0)
+    keep = np.arange(p.num_train) % 4 != 0
+    sub = p.train_subset(keep)
+    assert sub.num_train == keep.sum() and np.array_equal(sub.weight_groups, p.weight_groups[keep])
+    assert np.array_equal(sub.corrupted, p.corrupted[keep])
+    relabelled = p.train_subset(keep, np.zeros(p.num_train, dtype=np.int64))
+    assert (relabelled.y_train == 0).all()
+    pytest.importorskip("cleanlab")
+    from pyrodps.baselines.label_issues import CleanlabConfig, fit_cleanlab
+
+    fit = fit_cleanlab(p, CleanlabConfig(steps=30, oof_model="logistic"), progress=False)
+    assert np.isfinite(fit.test_accuracy)

@@ -27,8 +27,8 @@ from pyrodps.data.scenarios import OPEN_SET_HELD_OUT
 SMALL = 1000  # MNIST-1D samples in these tests
 DATASETS = ("digits", "mnist1d")
 KINDS = ("label-noise", "imbalance", "binary-imbalance", "feature-noise", "off-domain", "pair-flip", "open-set",
-         "input-swap")
-NOISY = ("label-noise", "feature-noise", "off-domain", "pair-flip", "open-set", "input-swap")
+         "input-swap", "source-noise")
+NOISY = ("label-noise", "feature-noise", "off-domain", "pair-flip", "open-set", "input-swap", "source-noise")
 REGRESSION = ("friedman-outliers", "diabetes-outliers")  # tested in tests/test_regression_problems.py
 TABULAR = ("iris-label-noise", "cars-label-noise")
 CLASSIFICATION = sorted(set(SCENARIOS) - set(REGRESSION))
@@ -364,6 +364,24 @@ def test_open_set_noise_and_input_swap_directly():
         assert j.size == 1 and y[j[0]] != label
     with pytest.raises(ValidationError, match="y"):
         input_swap(x, np.zeros(20, np.int64), 0.5, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("name", ["digits-source-noise", "mnist1d-source-noise"])
+def test_source_noise_pools_sources_of_unequal_quality_and_names_them(name):
+    p = build(name, noise_rate=0.25, num_sources=3)
+    groups = p.weight_groups
+    assert set(np.unique(groups)) == {0, 1, 2} and np.bincount(groups).max() - np.bincount(groups).min() <= 1
+    for k, rate in enumerate((0.0, 0.25, 0.5)):  # noise_rate · 2k / (S - 1): exact counts per source
+        members = groups == k
+        assert p.corrupted[members].sum() == round(rate * members.sum())
+    clean = build(name.replace("source-noise", "label-noise"), noise_rate=0.0)
+    assert np.array_equal(p.x_train, clean.x_train)  # the same clean split, labels flipped per source
+    assert np.array_equal(p.y_train[~p.corrupted], clean.y_train[~p.corrupted])
+    assert (p.y_train[p.corrupted] != clean.y_train[p.corrupted]).all()
+    with pytest.raises(ValidationError, match="noise_rate"):
+        build(name, noise_rate=0.6)
+    with pytest.raises(ValidationError, match="num_sources"):
+        build(name, num_sources=1)
 
 
 def test_scenario_harm_covers_every_corruption_scenario_and_matches_the_benchmark():

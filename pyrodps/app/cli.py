@@ -22,6 +22,7 @@ SCENARIO_FLAGS = {
     "--outlier-rate": ("outlier_rate", float),
     "--outlier-scale": ("outlier_scale", float),
     "--meta-size": ("meta_size", int),
+    "--num-sources": ("num_sources", int),
 }
 
 

@@ -99,7 +99,7 @@ def compare(
         keep = 0.5
         for method in methods:
             if (method, seed) in done:
-                runs.append(done[(method, seed)])
+                runs.append(done.pop((method, seed)))
                 if keep == 0.5 and method in BADS_METHODS and "kept_fraction" in runs[-1]:
                     keep = runs[-1]["kept_fraction"]
                 continue
@@ -113,8 +113,9 @@ def compare(
                     keep = metrics["kept_fraction"]
                 last_weights[method] = res.weight_mean
             out.mkdir(parents=True, exist_ok=True)
-            write_json(out / "comparison.json", {**header, "complete": False, "runs": runs,
-                                                  "summary": summarize_runs(runs)})
+            so_far = runs + list(done.values())  # kept runs of later seeds too: an interruption loses none
+            write_json(out / "comparison.json", {**header, "complete": False, "runs": so_far,
+                                                  "summary": summarize_runs(so_far)})
         groups = problem.groups()
     result = {**header, "complete": True, "runs": runs, "summary": summarize_runs(runs)}
     harm = corruption_harm(runs)

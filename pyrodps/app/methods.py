@@ -37,6 +37,10 @@ BADS_METHODS = {
     # grouped weights: one latent per group (the problem's weight_groups, else its classes), log Z(w) kept
     "bads-grouped": {"log_z": "companion", "weights": "network", "weight_net_features": ("group",),
                      "weight_net_hidden": 0},
+    # per-point weights times group weights (sources): w_i = sigmoid(u_i) sigmoid(φ_g(i)); log Z(w) kept for the
+    # group latents only (a shared latent without it collapses), dropped for the table (it would hide the flips)
+    "bads-point-group": {"log_z": "companion-groups", "weights": "product", "weight_net_features": ("group",),
+                         "weight_net_hidden": 0},
     # ablation: the meta set's influence removed (ρ_m = 1e-6); everything else as "bads"
     "bads-no-meta": {"log_z": "ignore", "meta_share": None, "rho_meta": 1e-6},
     # the defaults of pyrodps 0.1, kept to show the change side by side

@@ -73,7 +73,7 @@ def build(problem: SelectionProblem, config: BADSConfig | None = None, *, seed: 
     main_net = net if net is not None else default_network(problem, config.hidden, seed, out_features)
     main_net = main_net.to(device)
     weight_net = None
-    if config.weights == "network":
+    if config.weights in ("network", "product"):
         groups = problem.weight_groups if problem.weight_groups is not None else (
             problem.y_train if problem.num_classes is not None else None)  # grouped weights: by class by default
         weight_net = WeightNet(tuple(problem.x_train.shape[1:]), problem.num_classes,
@@ -117,6 +117,7 @@ def assemble(net: nn.Module, likelihood: Likelihood, data: SelectionData, config
         log_z=config.log_z,
         loss_reference=config.loss_reference,
         weight_net=weight_net,
+        product=config.weights == "product",
     )
     step = (
         PolynomialDecay(config.step_size * 100**config.step_decay_gamma, 100.0, config.step_decay_gamma)

@@ -29,6 +29,9 @@ from pyrodps.plugins import parse_kwargs
 from pyrodps.sgmcmc.integrators import SAMPLERS, Integrator
 
 WEIGHT_UPDATES = ("langevin", "slice")
+# how the weights are parametrised: a table of u_i, a weight network g_φ, or both multiplied
+# (per-point times group weights with weight_net_features=("group",), weight_net_hidden=0)
+WEIGHT_KINDS = ("table", "network", "product")
 
 # Defaults that depend on the kind of input (and so on the default network), chosen by measurement
 # (benchmarks/long_run.py, 20,000-step runs, seeds 0-2; README "Choosing the defaults"): the MLP on vectors
@@ -114,7 +117,7 @@ class BADSConfig:
     clip_norm: float | None = None
     hidden: tuple[int, ...] | None = None  # default: models.networks.default_hidden (16 on a small table, else 256-256)
     log_z: str = "ignore"
-    weights: str = "table"  # or "network": w_i = sigmoid(g_φ(h_i))
+    weights: str = "table"  # "network": w_i = sigmoid(g_φ(h_i)); "product": sigmoid(u_i) sigmoid(g_φ(h_i))
     # h_i: any of "input", "label", "group", "embedding" (the main network's penultimate features), "loss"
     weight_net_features: tuple[str, ...] = ("loss", "label")
     weight_net_hidden: int = 16  # 0: the linear map φ · h_i (grouped weights with features ("label",) or ("group",))
@@ -164,9 +167,12 @@ class BADSConfig:
         check_choice("preset", self.preset, tuple(PRESETS))
         check_choice("weight_update", self.weight_update, WEIGHT_UPDATES)
         check_log_z(self.log_z)
+        if self.log_z == "companion-groups" and self.weights == "table":
+            raise ValidationError("log_z", "'companion-groups' keeps log Z(w) for the weight network's φ; "
+                                  "set weights='network' or 'product'")
         if self.batch_size is not None:
             check_positive_int("batch_size", self.batch_size)
-        check_choice("weights", self.weights, ("table", "network"))
+        check_choice("weights", self.weights, WEIGHT_KINDS)
         check_positive_int("companion_window", self.companion_window)
         self.weight_net_features = tuple(self.weight_net_features)
         if self.track_weights is not None:

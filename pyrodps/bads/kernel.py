@@ -14,6 +14,9 @@ Each step evaluates the minibatch energy and its gradients once
 
 * **weight-network block** (a :class:`~pyrodps.models.weight_net.WeightNet` instead of the table):
   φ takes the same (p)SGLD step as θ on the N/B-scaled energy (φ is shared by all points).
+  With **product weights** ``w_i = sigmoid(u_i) v_i``, ``v_i = sigmoid(g_φ(h_i))`` (per-point times
+  group weights) the kernel keeps both: φ steps as above, and the w block draws each table entry
+  from its conditional, which is the one above with ``δ_i`` replaced by ``v_i δ_i``.
 * **companion block** (``log_z="companion"`` only): θ' takes the same (p)SGLD step (with its own
   step size and temperature when given) on the train-only weighted energy
   ``-log p_0(θ') + ρ_θ (N/B) Σ_{i∈B} w_i l_i(θ')``, and the w block adds ``ρ_θ d̄_i w_i (1 - w_i)``
@@ -147,6 +150,7 @@ class BADSKernel(ScalableStepSizes):
         if not isinstance(sampler, Integrator):
             raise ValidationError("sampler", f"must be an Integrator, got {type(sampler).__name__}")
         self.sampler = checked(sampler, "θ-block sampler")
+        self.phi_sampler = self._phi_sampler(self.sampler, model)
         self.clip_norm = None if clip_norm is None else check_positive("clip_norm", clip_norm)
         self.update_theta = bool(update_theta)
         self.gradient = make_gradient(model, path)
@@ -162,6 +166,20 @@ class BADSKernel(ScalableStepSizes):
         self.companion_temperature = None if companion_temperature is None else check_positive(
             "companion_temperature", companion_temperature)
 
+    @staticmethod
+    def _phi_sampler(sampler: Integrator, model: BADSModel) -> Integrator:
+        """The φ block's integrator: θ's, except that pSGLD's ``λ`` is at least ``sqrt(ρ_φ)``, the size of
+        the φ prior's gradient one prior sd from its centre. φ starts at that centre, where with
+        ``log_z="companion"`` (θ' = θ) the first gradient is exactly 0: with ``λ = 1e-5`` the
+        preconditioner ``G = 1/(λ + sqrt V)`` would be 1e5 and the first step's noise ``sqrt(η T G)``
+        would throw φ several prior sds away. The floor keeps a step on a flat φ no larger than plain
+        SGLD on the prior; where the likelihood's gradient is large, it changes nothing."""
+        wn = model.weight_net
+        if wn is None or not isinstance(sampler, PSGLDIntegrator):
+            return sampler
+        pre = sampler.preconditioner
+        return PSGLDIntegrator(pre.alpha, max(pre.eps, wn.rho_phi ** 0.5))
+
     def init(
         self, seed: int, chain: int = 0, *, u: torch.Tensor | None = None, companion: torch.Tensor | None = None
     ) -> BADSState:
@@ -170,7 +188,7 @@ class BADSKernel(ScalableStepSizes):
         gen = make_generator(seed, chain)
         theta = (self.init_theta(chain) if self.init_theta else self.model.initial_theta()).detach().clone()
         wn = self.model.weight_net
-        if wn is None:
+        if wn is None or self.model.product:
             if u is None:
                 u = self.model.weight_prior.sample_u((self.model.num_train,), gen)
             u = u.detach().clone().to(device=theta.device, dtype=theta.dtype)
@@ -181,8 +199,8 @@ class BADSKernel(ScalableStepSizes):
         state = BADSState(theta, u, 0, gen, self.sampler.init(theta))
         if wn is not None:
             state.phi = wn.initial_phi().to(theta.device)
-            state.phi_aux = self.sampler.init(state.phi)
-        if self.model.log_z == "companion":
+            state.phi_aux = self.phi_sampler.init(state.phi)
+        if self.model.log_z in ("companion", "companion-groups"):
             state.companion = (theta if companion is None else companion).detach().clone()
             state.companion_aux = self.sampler.init(theta)
             if self.companion_window > 1:
@@ -199,7 +217,8 @@ class BADSKernel(ScalableStepSizes):
                 step_size = self.companion_step_size(state.step)
             if self.companion_temperature is not None:
                 temperature = self.companion_temperature
-        self.sampler.update_(x, grad, aux, step_size=step_size, temperature=temperature,
+        sampler = self.phi_sampler if stream == fused.STREAM_PHI else self.sampler
+        sampler.update_(x, grad, aux, step_size=step_size, temperature=temperature,
                              generator=state.generator, step=state.step, stream=stream, backend=backend)
 
     def _companion(self, state: BADSState, batch: Batch, w: torch.Tensor, diagnostics: bool, info: dict,
@@ -234,7 +253,10 @@ class BADSKernel(ScalableStepSizes):
         for them only at steps it keeps or reports.
         """
         idx = batch.idx_train
-        weights = state.phi if state.phi is not None else state.u.index_select(0, idx)
+        if state.phi is None:
+            weights = state.u.index_select(0, idx)
+        else:
+            weights = (state.u.index_select(0, idx), state.phi) if state.u is not None else state.phi
         est = self.gradient(state.theta, weights, batch, self.update_theta, diagnostics)
         t = state.step
         backend = fused.resolve_backend(self.backend, state.theta.device)  # "torch" or "triton"
@@ -244,9 +266,12 @@ class BADSKernel(ScalableStepSizes):
                 info["energy"] = est.energy
                 info["train_nll"] = est.nll_train.mean()
                 info["meta_nll"] = est.nll_meta.mean()
+            d_bar = None
             if state.phi is not None and state.companion is not None:  # the log Z(w) term reaches φ
                 d_bar = self._companion(state, batch, est.w, diagnostics, info, backend)
-                est.grad_phi.add_(self.gradient.potential.companion_phi_grad(state.phi, est.weight_features, d_bar))
+                table_w = None if state.u is None else torch.sigmoid(weights[0])
+                est.grad_phi.add_(self.gradient.potential.companion_phi_grad(state.phi, est.weight_features, d_bar,
+                                                                             table_w))
             if self.update_theta:
                 if diagnostics:
                     info["grad_norm"] = torch.linalg.vector_norm(est.grad_theta)
@@ -254,32 +279,40 @@ class BADSKernel(ScalableStepSizes):
             info["idx"] = idx
             if state.phi is not None:
                 self._theta_step(state.phi, est.grad_phi, state.phi_aux, state, fused.STREAM_PHI, backend)
-                info["w"] = est.w
+            if state.u is not None:
+                info["w"] = self._weight_block(state, batch, est, diagnostics, info, backend, d_bar)
             else:
-                info["w"] = self._weight_block(state, batch, est, diagnostics, info, backend)
+                info["w"] = est.w
         state.step = t + 1
         return state, info
 
     def _weight_block(self, state: BADSState, batch: Batch, est, diagnostics: bool, info: dict,
-                      backend: str) -> torch.Tensor:
-        """The w block (and the companion chain it needs): the batch's new weights."""
+                      backend: str, d_bar: torch.Tensor | None = None) -> torch.Tensor:
+        """The table's block (and the companion chain it needs, unless the φ block stepped it and
+        passed ``d_bar``): the batch's new weights (times ``v_i`` with product weights)."""
         idx, t, temp = batch.idx_train, state.step, self.temperature
-        d_bar = None if state.companion is None else self._companion(state, batch, est.w, diagnostics, info, backend)
+        if state.companion is not None and state.phi is None:
+            d_bar = self._companion(state, batch, est.w, diagnostics, info, backend)
+        if self.model.log_z == "companion-groups":  # the table entries see their own loss only
+            d_bar = None
+        scale = est.weight_scale  # v_i of product weights: the table's conditional sees v_i δ_i
         if self.weight_update == "slice":  # an exact draw from each conditional
             delta = est.deviance_train if d_bar is None else est.deviance_train - d_bar
             w, _ = weight_block_slice_(
-                state.u, idx, delta=delta, log_density=self.gradient.potential.weight_conditional,
+                state.u, idx, delta=delta if scale is None else delta * scale,
+                log_density=self.gradient.potential.weight_conditional,
                 width=self.weight_step_size(t), temperature=temp, generator=state.generator)
-            return w
+            return w if scale is None else w * scale
         # Langevin: gather u_i, add the companion term, step, scatter back (one launch on Triton;
         # noise in-kernel there, from the chain's generator on torch)
         noise = fused.NoiseKey(state.generator.initial_seed(), t, fused.STREAM_U) if backend == "triton" \
             else state.generator
-        return fused.weight_block_update_(
+        w = fused.weight_block_update_(
             state.u, idx, step_size=self.weight_step_size(t), temperature=temp, rho_theta=self.model.rho_theta,
             grad_base=est.grad_u,
-            companion_nll=d_bar,
+            companion_nll=d_bar if d_bar is None or scale is None else d_bar * scale,
             noise=noise, backend=backend)
+        return w if scale is None else w * scale
 
     def site(self, state: BADSState, info: dict[str, torch.Tensor], name: str) -> torch.Tensor:
         """Value of a tracked site: ``theta`` (flat), ``companion`` (θ'), ``w`` (the whole table) or a
@@ -288,7 +321,7 @@ class BADSKernel(ScalableStepSizes):
             return state.theta.detach().clone()
         if name == "companion" and state.companion is not None:
             return state.companion.detach().clone()
-        if name == "w" and state.u is not None:
+        if name == "w" and state.u is not None and state.phi is None:
             return torch.sigmoid(state.u)
         if name == "phi" and state.phi is not None:
             return state.phi.detach().clone()

@@ -168,12 +168,15 @@ def train_prediction(model: BADSModel, data: SelectionData, state) -> torch.Tens
 
 
 def tracked_weights(model: BADSModel, data: SelectionData, state, idx: torch.Tensor) -> torch.Tensor:
-    """``w_i`` of the points ``idx``: the table entries, or ``sigmoid(g_φ(h_i))`` of the weight network."""
-    if state.u is not None:
-        return torch.sigmoid(state.u.index_select(0, idx))
+    """``w_i`` of the points ``idx``: the table entries, ``sigmoid(g_φ(h_i))`` of the weight network, or
+    their product."""
+    table = None if state.u is None else torch.sigmoid(state.u.index_select(0, idx))
+    if state.phi is None:
+        return table
     wn = model.weight_net
     x = data.x_train[idx]
     emb = penultimate(model.net, x, model.layout.unflatten(state.theta)) if wn.needs_embedding else None
     deviance = train_nll(model, data, state, idx) - model.reference_nll(data.y_train[idx])
     h = wn.features(x, data.y_train[idx], deviance, idx, emb)
-    return torch.sigmoid(wn.u(state.phi, h))
+    v = torch.sigmoid(wn.u(state.phi, h))
+    return v if table is None else table * v

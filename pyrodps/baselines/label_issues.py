@@ -135,7 +135,7 @@ def out_of_fold_probs(problem: SelectionProblem, config: CleanlabConfig, *, seed
             probs[np.ix_(held_idx, clf.classes_)] = clf.predict_proba(flat[held_idx])
         else:
             sub = replace(problem, x_train=x[fit_idx], y_train=y[fit_idx], x_test=x[held_idx], y_test=y[held_idx],
-                          corrupted=None, minority=None)
+                          corrupted=None, minority=None, weight_groups=None)
             fit = fit_sgd(sub, _sgd(config, sgd_config), seed=seed + 1000 * (k + 1), method="mixing",
                           likelihood=likelihood, progress=progress, eval_every=config.steps)
             probs[held_idx] = fit.test_probs
@@ -167,9 +167,7 @@ def fit_cleanlab(problem: SelectionProblem, config: CleanlabConfig | None = None
     scores = np.asarray(cleanlab.rank.get_label_quality_scores(labels, probs), dtype=np.float64)
     keep = ~issues
     if keep.any():
-        cleaned = replace(problem, x_train=problem.x_train[keep], y_train=labels[keep],
-                          corrupted=None if problem.corrupted is None else np.asarray(problem.corrupted)[keep],
-                          minority=None if problem.minority is None else np.asarray(problem.minority)[keep])
+        cleaned = problem.train_subset(keep, labels)
         fit = fit_sgd(cleaned, _sgd(config, sgd_config), seed=seed, method="mixing", likelihood=likelihood,
                       progress=progress)
     else:  # every point flagged: the meta set is all that is left

@@ -152,13 +152,16 @@ def run_bads(problem: JointProblem, *, step_size: float, weight_step_size: float
     model, data = problem.model(weight_net=weight_net, rho_meta_factor=rho_meta_factor), problem.data()
     b, log_det = batch_size or data.num_train, []
 
-    def inv_g(state) -> torch.Tensor:
-        v = torch.cat([state.theta_aux] + ([state.phi_aux] if weight_net else []))
-        return v.sqrt() + preconditioner.eps
-
     with float64():
         kernel = BADSKernel(model, step_size=step_size, weight_step_size=weight_step_size, temperature=1.0,
                             preconditioner=preconditioner, backend="torch", weight_update=weight_update)
+
+        def inv_g(state) -> torch.Tensor:  # φ's λ is the kernel's own (BADSKernel._phi_sampler)
+            parts = [state.theta_aux.sqrt() + preconditioner.eps]
+            if weight_net:
+                parts.append(state.phi_aux.sqrt() + kernel.phi_sampler.preconditioner.eps)
+            return torch.cat(parts)
+
         on_draw = (lambda c, state, info: log_det.append(-inv_g(state).log().sum().item())) if preconditioner else None
         res = sample(kernel, lambda g: MinibatchStream(data, b, meta_batch_size, g), num_steps=num_steps,
                      burn_in=burn_in, thin=thin, num_chains=chains, seed=seed,

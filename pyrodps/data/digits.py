@@ -24,6 +24,7 @@ __all__ = [
     "digits_off_domain",
     "digits_open_set",
     "digits_pair_flip",
+    "digits_source_noise",
     "load_digits_xy",
 ]
 
@@ -110,3 +111,12 @@ def digits_input_swap(
     digit of another class; labels kept, so they no longer match the image (:func:`~pyrodps.data.corruptions.input_swap`).
     At the default 0.5 each class's own inputs still carry its label more often than any other."""
     return scenarios.input_swap_scenario(DIGITS, noise_rate, meta_per_class, test_fraction, seed)
+
+
+def digits_source_noise(
+    noise_rate: float = 0.3, num_sources: int = 3, meta_per_class: int = 5, test_fraction: float = 0.3, seed: int = 0,
+) -> SelectionProblem:
+    """Digits pooled from ``num_sources`` sources of unequal quality: uniform label noise at rates
+    ``noise_rate · 2s / (S - 1)`` (default 0, 0.3, 0.6), the source of every point as ``weight_groups``
+    (:func:`~pyrodps.data.scenarios.source_noise`): the case for per-point times per-source weights."""
+    return scenarios.source_noise(DIGITS, noise_rate, num_sources, meta_per_class, test_fraction, seed)

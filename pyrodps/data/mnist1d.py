@@ -36,6 +36,7 @@ __all__ = [
     "mnist1d_off_domain",
     "mnist1d_open_set",
     "mnist1d_pair_flip",
+    "mnist1d_source_noise",
 ]
 
 MIN_SAMPLES = 100
@@ -182,3 +183,13 @@ def mnist1d_input_swap(
     training point of another class; labels kept, so they no longer match the signal (:func:`~pyrodps.data.corruptions.input_swap`).
     At the default 0.5 each class's own inputs still carry its label more often than any other."""
     return scenarios.input_swap_scenario(_source(num_samples), noise_rate, meta_per_class, test_fraction, seed)
+
+
+def mnist1d_source_noise(
+    noise_rate: float = 0.3, num_sources: int = 3, meta_per_class: int = 5, test_fraction: float = 0.3, seed: int = 0,
+    num_samples: int = 5000,
+) -> SelectionProblem:
+    """MNIST-1D pooled from ``num_sources`` sources of unequal quality: uniform label noise at rates
+    ``noise_rate · 2s / (S - 1)`` (default 0, 0.3, 0.6), the source of every point as ``weight_groups``
+    (:func:`~pyrodps.data.scenarios.source_noise`): the case for per-point times per-source weights."""
+    return scenarios.source_noise(_source(num_samples), noise_rate, num_sources, meta_per_class, test_fraction, seed)

@@ -144,6 +144,32 @@ def label_noise(
     return s.problem(f"{source.name}-label-noise", y_train=y_noisy, corrupted=corrupted)
 
 
+def source_noise(
+    source: Source, noise_rate: float, num_sources: int, meta_per_class: int, test_fraction: float, seed: int
+) -> SelectionProblem:
+    """A training set pooled from ``num_sources`` sources of unequal quality: the remaining training
+    points split at random into ``S = num_sources`` equal sources, source ``s`` with uniform label noise
+    at rate ``noise_rate · 2s / (S - 1)`` (0 for the first, ``2 · noise_rate`` for the last; mean
+    ``noise_rate``, so ``noise_rate`` must be at most 0.5). ``weight_groups`` is the source of every point
+    (model input, as a user would know where each point came from); ``corrupted`` marks the flipped
+    labels."""
+    check_fraction("noise_rate", noise_rate)
+    if noise_rate > 0.5:
+        raise ValidationError("noise_rate", f"the noisiest source has rate 2 · noise_rate; must be at most 0.5, "
+                              f"got {noise_rate}")
+    check_positive_int("num_sources", num_sources, minimum=2)
+    check_common(meta_per_class, test_fraction, seed)
+    s = split_clean(source, meta_per_class, test_fraction, seed)
+    sources = s.rng.permutation(s.y_train.shape[0]) % num_sources
+    y_noisy, corrupted = s.y_train.copy(), np.zeros(s.y_train.shape[0], dtype=bool)
+    for k in range(num_sources):
+        members = np.flatnonzero(sources == k)
+        y_k, c_k = uniform_label_noise(s.y_train[members], noise_rate * 2 * k / (num_sources - 1), s.num_classes, s.rng)
+        y_noisy[members], corrupted[members] = y_k, c_k
+    return s.problem(f"{source.name}-source-noise", y_train=y_noisy, corrupted=corrupted,
+                     weight_groups=sources.astype(np.int64))
+
+
 def pair_flip(
     source: Source, noise_rate: float, meta_per_class: int, test_fraction: float, seed: int
 ) -> SelectionProblem:

@@ -14,6 +14,10 @@ not move when the likelihood gains an additive constant; ``"none"`` uses ``l_i^r
 reference does not depend on θ: it is an exponential tilt ``exp(ρ_θ w_i l_i^ref)`` of the weight
 prior, and the θ-gradient is unchanged.
 
+With a weight network ``w_i = sigmoid(g_φ(h_i))`` (amortised, or one latent per group), and with
+product weights ``w_i = sigmoid(u_i) sigmoid(g_φ(h_i))``: a point's own trust times its group's
+(:mod:`pyrodps.models.weight_net`).
+
 On a train minibatch ``B_t`` and a meta minibatch ``B_m`` each sum is replaced by its unbiased
 estimate ``(N / |B_t|) Σ_{i ∈ B_t}`` and ``(M / |B_m|) Σ_{j ∈ B_m}``; Pyro's subsampled
 ``pyro.plate`` applies exactly these scales.
@@ -71,6 +75,10 @@ class BADSModel:
             network whose output for one example does not depend on the rest of the batch).
         weight_net: amortise the weights with a :class:`~pyrodps.models.weight_net.WeightNet`
             (``u_i = g_φ(h_i)``, prior on φ) instead of a table of ``u_i``.
+        product: with ``weight_net``, keep the table too and multiply: ``w_i = sigmoid(u_i) v_i`` with
+            ``v_i = sigmoid(g_φ(h_i))`` (per-point weights times group weights when ``g_φ`` is the
+            linear map on a one-hot group). The weight prior stays on the table entries ``u_i``; φ has
+            only its own prior.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class BADSModel:
         loss_reference: str = "saturated",
         joint_forward: bool = True,
         weight_net: WeightNet | None = None,
+        product: bool = False,
     ) -> None:
         if not isinstance(net, nn.Module):
             raise ValidationError("net", f"must be a torch.nn.Module, got {type(net).__name__}")
@@ -108,6 +117,12 @@ class BADSModel:
         self.log_z = check_log_z(log_z)
         self.loss_reference = check_choice("loss_reference", loss_reference, LOSS_REFERENCES)
         self.weight_net = weight_net
+        if product and weight_net is None:
+            raise ValidationError("weights", "product weights need a weight network (the group factor)")
+        self.product = bool(product)
+        if self.log_z == "companion-groups" and weight_net is None:
+            raise ValidationError("log_z", "'companion-groups' keeps log Z(w) for the weight network's φ; "
+                                  "it needs weights='network' or 'product'")
         self.joint_forward = joint_forward
         self.layout = ParamLayout.from_module(net)
         self._theta0 = self.layout.flatten(net).clone()
@@ -119,7 +134,8 @@ class BADSModel:
         subsampled at ``batch.idx_meta``); ``train_nll`` and ``meta_nll`` record the per-example
         losses (deterministic sites, no density). With a weight network, ``phi`` replaces ``u`` and a
         factor ``weight_prior`` carries ``log p_u(g_φ(h_i))`` (``weights_as_table``: the table form even
-        with a weight network, for the companion target, whose weights are held fixed)."""
+        with a weight network, for the companion target, whose weights are held fixed). With
+        ``product`` both ``u`` and ``phi`` are sampled and ``w_i = sigmoid(u_i) sigmoid(g_φ(h_i))``."""
         theta = pyro.sample("theta", self.theta_prior.distribution(self.layout))
         params = self.layout.unflatten(theta)
         wn = None if weights_as_table else self.weight_net
@@ -131,11 +147,18 @@ class BADSModel:
             deviance = nll - self.reference_nll(batch.y_train)
             if wn is None:
                 u = pyro.sample("u", self.weight_prior.u_distribution())
+                w = torch.sigmoid(u)
+            elif self.product:  # per-point table times the network's (group) factor
+                u = pyro.sample("u", self.weight_prior.u_distribution())
+                emb = penultimate(self.net, batch.x_train, params) if wn.needs_embedding else None
+                v = torch.sigmoid(wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance, batch.idx_train, emb)))
+                w = torch.sigmoid(u) * v
             else:  # amortised: u_i = g_φ(h_i), the weight prior kept as a factor on the amortised u_i
                 emb = penultimate(self.net, batch.x_train, params) if wn.needs_embedding else None
                 u = wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance, batch.idx_train, emb))
                 pyro.factor("weight_prior", self.weight_prior.log_prob_u(u))
-            pyro.factor("train_loss", -self.rho_theta * torch.sigmoid(u) * deviance)
+                w = torch.sigmoid(u)
+            pyro.factor("train_loss", -self.rho_theta * w * deviance)
         with pyro.plate("meta", self.num_meta, subsample=batch.idx_meta):
             out_m = functional_call(self.net, params, (batch.x_meta,))
             lik_m = self.likelihood.distribution(out_m)
@@ -159,8 +182,11 @@ class BADSModel:
 
     def reference_trace(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> poutine.Trace:
         """Pyro trace of :meth:`pyro_model` conditioned on ``θ`` (flat) and ``weights``: ``u_B = u[idx_train]``
-        for table weights, flat φ for a weight network."""
-        data = {"theta": theta, ("u" if self.weight_net is None else "phi"): weights}
+        for table weights, flat φ for a weight network, the pair ``(u_B, φ)`` for product weights."""
+        if self.product:
+            data = {"theta": theta, "u": weights[0], "phi": weights[1]}
+        else:
+            data = {"theta": theta, ("u" if self.weight_net is None else "phi"): weights}
         return poutine.trace(poutine.condition(self.pyro_model, data=data)).get_trace(batch)
 
     def reference_log_joint(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> torch.Tensor:

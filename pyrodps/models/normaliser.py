@@ -11,13 +11,20 @@
   draw per step: the weight gradient becomes ``ρ_θ (l_i(θ') - l_i(θ))``, so a point gains weight
   when the meta-informed model θ explains it better than the train-only model θ' does.
   In the u coordinates: ``∂ log p(u_i | θ) / ∂u_i = d log p_u / du + ρ_θ (l_i(θ') - l_i(θ)) w_i (1-w_i)``.
+* ``"companion-groups"`` (product weights, ``w_i = sigmoid(u_i) sigmoid(g_φ(h_i))``): the companion's
+  term reaches only the shared weight-network parameters φ (the group latents), and each table entry
+  ``u_i`` sees its own loss as with ``"ignore"``. [choice] The two blocks then step on conditionals of
+  two different densities (log Z kept for φ, dropped for u), so the chain samples no single joint
+  posterior; it is the pairing that works: a shared latent with log Z dropped collapses to zero (all
+  N terms push it down, only its N(0, 1/ρ_φ) prior holds it up), while the companion's term on a
+  table entry cancels the loss signal that flags a corrupted point (README "Choosing the defaults").
 """
 
 from __future__ import annotations
 
 from pyrodps.errors import ValidationError
 
-LOG_Z_CHOICES = ("ignore", "companion")
+LOG_Z_CHOICES = ("ignore", "companion", "companion-groups")
 
 
 def check_log_z(name: str) -> str:

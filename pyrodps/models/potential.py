@@ -6,6 +6,9 @@ From the per-example losses ``l_k(θ)`` (train ``i ∈ B_t``, meta ``j ∈ B_m``
     log p̂(θ, u_B) = log p_0(θ) + (N/B) Σ_{i∈B_t} log p_u(u_i) - Σ_k c_k d_k          [+ log p(φ)]
     c_i = ρ_θ (N/B) w_i,   c_j = ρ_m (M/B_m),   w_i = sigmoid(u_i)
 
+(with a weight network ``w_i = sigmoid(g_φ(h_i))``; with product weights ``w_i = sigmoid(u_i) v_i``,
+``v_i = sigmoid(g_φ(h_i))``, and both ``log p_u(u_i)`` and ``log p(φ)`` in the density)
+
 :meth:`BADSPotential.log_density` is this formula (the Pyro program
 :meth:`~pyrodps.models.bads.BADSModel.pyro_model` is its specification; tests prove them equal), and
 everything else is derived from it:
@@ -23,7 +26,8 @@ everything else is derived from it:
 
 Every estimator returns a :class:`GradientEstimate`: ``energy`` ``Û = -log p̂`` (skipped with
 ``need_energy=False``), ``grad_theta`` ``∇_θ Û``, ``grad_u`` ``∂ℓ_i/∂u_i`` (table weights, no N/B
-factor), ``grad_phi`` ``∇_φ Û`` (weight network), ``w`` and the per-example losses.
+factor), ``grad_phi`` ``∇_φ Û`` (weight network), ``w`` and the per-example losses; with product weights
+``weight_scale`` holds ``v_i`` and ``grad_u`` the table entries' ``∂ℓ_i/∂u_i`` with ``δ_i = v_i d_i``.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class GradientEstimate:
     grad_phi: torch.Tensor | None = None
     deviance_train: torch.Tensor | None = None  # d_i = l_i - l_i^ref of the train batch (detached)
     weight_features: torch.Tensor | None = None  # h_i of the batch (weight network), for the companion's φ term
+    weight_scale: torch.Tensor | None = None  # product weights: v_i = sigmoid(g_φ(h_i)) of the batch (detached)
 
 
 @dataclass
@@ -105,16 +110,19 @@ class BADSPotential:
         """``∂ℓ/∂u = d log p_u/du - ρ_θ δ w (1 - w)`` (``w = sigmoid(u)``), elementwise."""
         return self.model.weight_prior.grad_log_prob_u(u).sub_(delta * w * (1.0 - w), alpha=self.model.rho_theta)
 
-    def companion_phi_grad(self, phi: torch.Tensor, features: torch.Tensor,
-                           companion_deviance: torch.Tensor) -> torch.Tensor:
+    def companion_phi_grad(self, phi: torch.Tensor, features: torch.Tensor, companion_deviance: torch.Tensor,
+                           table_w: torch.Tensor | None = None) -> torch.Tensor:
         """The log Z(w) term's share of ``∇_φ Û`` with a weight network:
         ``-ρ_θ (N/B) Σ_{i∈B} d̄_i ∇_φ w_i(φ)``, where ``d̄_i`` estimates ``E_{θ'}[l_i(θ') - l_i^ref]``
         (``∂(-log Z)/∂w_i = ρ_θ E[d_i(θ')]``) and ``features`` are the batch's ``h_i``
-        (:meth:`weight_features`, held constant; the gradient estimate carries them)."""
+        (:meth:`weight_features`, held constant; the gradient estimate carries them). With product
+        weights ``w_i = table_w_i sigmoid(g_φ(h_i))``, ``table_w`` the batch's ``sigmoid(u_i)``."""
         m, wn = self.model, self.model.weight_net
         ph = phi.detach().requires_grad_(True)
         with torch.enable_grad():
             w = torch.sigmoid(wn.u(ph, features.detach()))
+            if table_w is not None:
+                w = w * table_w.detach()
             term = torch.dot(w, companion_deviance.detach()) * (m.rho_theta * m.num_train / w.shape[0])
             (grad,) = torch.autograd.grad(term, (ph,))
         return grad.neg_()
@@ -130,12 +138,21 @@ class BADSPotential:
         ref = m.reference_nll(batch.y_train)
         return nll - torch.cat((ref, ref.new_zeros(out_m.shape[0]))), nll
 
-    def weights_of(self, weights: torch.Tensor, batch: Batch, deviance_t: torch.Tensor,
-                   theta: torch.Tensor | None = None) -> torch.Tensor:
-        """The logits ``u_B``: the table's entries (``weights``), or ``g_φ(h_i)`` of the weight network
-        (``theta``: where the ``"embedding"`` feature is read; ``None``: the network as it is bound)."""
-        wn = self.model.weight_net
-        return weights if wn is None else wn.u(weights, self.weight_features(batch, deviance_t, theta))
+    def weights_of(self, weights: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch: Batch,
+                   deviance_t: torch.Tensor, theta: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """``(w_B, u_B, φ)``: the batch's weights, the logits that carry the weight prior (``None``
+        for none) and the weight network's parameters (``None`` without one). ``weights`` is the
+        table's entries ``u_B``, φ of the weight network, or the pair ``(u_B, φ)`` of product weights;
+        ``theta``: where the ``"embedding"`` feature is read (``None``: the network as it is bound)."""
+        m, wn = self.model, self.model.weight_net
+        if wn is None:
+            return torch.sigmoid(weights), weights, None
+        u_table, phi = weights if m.product else (None, weights)
+        u_net = wn.u(phi, self.weight_features(batch, deviance_t, theta))
+        if u_table is None:
+            return torch.sigmoid(u_net), u_net, phi
+        return torch.sigmoid(u_table) * torch.sigmoid(u_net), u_table, phi
 
     def weight_features(self, batch: Batch, deviance_t: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
         """``h_i`` of the batch's training points for the weight network (see :meth:`weights_of`)."""
@@ -163,9 +180,8 @@ class BADSPotential:
             out_t = functional_call(m.net, params, (batch.x_train,))
             out_m = functional_call(m.net, params, (batch.x_meta,))
         dev, nll = self.deviances(out_t, out_m, batch)
-        u = self.weights_of(weights, batch, dev[:n_t], theta)
-        phi = weights if m.weight_net is not None else None
-        value = self.log_density(theta, dev, torch.sigmoid(u), u, phi)
+        w, u, phi = self.weights_of(weights, batch, dev[:n_t], theta)
+        value = self.log_density(theta, dev, w, u, phi)
         return value, nll[:n_t].detach(), nll[n_t:].detach()
 
 
@@ -184,35 +200,45 @@ class AutogradGradient:
         self.validate = validate
 
     def __call__(
-        self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch, need_theta: bool = True, need_energy: bool = True
+        self, theta: torch.Tensor, weights, batch: Batch, need_theta: bool = True, need_energy: bool = True
     ) -> GradientEstimate:
+        m, wn = self.model, self.model.weight_net
         th = theta.detach().requires_grad_(need_theta)
-        ub = weights.detach().requires_grad_(True)
-        wn = self.model.weight_net
+        if m.product:
+            ub, ph = (x.detach().requires_grad_(True) for x in weights)
+            leaves, wrt = (ub, ph), (ub, ph)
+        else:
+            leaf = weights.detach().requires_grad_(True)
+            leaves, wrt = leaf, (leaf,)
+            ub, ph = (leaf, None) if wn is None else (None, leaf)
         with torch.enable_grad():
             if self.path == "functional":
-                value, nll_t, nll_m = self.potential.functional_log_density(th, ub, batch)
+                value, nll_t, nll_m = self.potential.functional_log_density(th, leaves, batch)
             else:
                 with pyro.validation_enabled(self.validate):
-                    trace = self.model.reference_trace(th, ub, batch)
+                    trace = m.reference_trace(th, leaves, batch)
                 value = trace.log_prob_sum()
                 nll_t, nll_m = trace.nodes["train_nll"]["value"], trace.nodes["meta_nll"]["value"]
-            grads = torch.autograd.grad(value, (th, ub) if need_theta else (ub,))
-        scale_t = batch.idx_train.shape[0] / self.model.num_train
+            grads = torch.autograd.grad(value, ((th,) if need_theta else ()) + wrt)
+        grads = dict(zip((("theta",) if need_theta else ()) + (("u", "phi") if m.product else
+                                                             ("u",) if wn is None else ("phi",)), grads))
+        scale_t = batch.idx_train.shape[0] / m.num_train
         with torch.no_grad():
-            deviance = nll_t - self.model.reference_nll(batch.y_train)
+            deviance = nll_t - m.reference_nll(batch.y_train)
             h = self.potential.weight_features(batch, deviance, theta) if wn is not None else None
-            u = ub if wn is None else wn.u(ub, h)
+            v = torch.sigmoid(wn.u(ph.detach(), h)) if wn is not None else None
+            w = torch.sigmoid(ub.detach()) if wn is None else v if not m.product else torch.sigmoid(ub.detach()) * v
         return GradientEstimate(
             energy=-value.detach(),
-            grad_theta=-grads[0] if need_theta else None,
-            grad_u=grads[-1] * scale_t if wn is None else None,
+            grad_theta=-grads["theta"] if need_theta else None,
+            grad_u=grads["u"] * scale_t if "u" in grads else None,
             nll_train=nll_t,
             nll_meta=nll_m,
-            w=torch.sigmoid(u.detach()),
-            grad_phi=-grads[-1] if wn is not None else None,
+            w=w,
+            grad_phi=-grads["phi"] if "phi" in grads else None,
             deviance_train=deviance,
             weight_features=h,
+            weight_scale=v if m.product else None,
         )
 
     def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
@@ -258,18 +284,21 @@ class FusedGradient:
         self.flat.bind(theta)
         n_t, n_m = batch.x_train.shape[0], batch.x_meta.shape[0]
         amortised = m.weight_net is not None
+        u_table, phi = weights if m.product else ((None, weights) if amortised else (weights, None))
         with torch.set_grad_enabled(need_theta or amortised):
-            ph = weights.detach().requires_grad_(True) if amortised else None
+            ph = phi.detach().requires_grad_(True) if amortised else None
             dev, nll = pot.deviances(*self._forward(batch), batch)
             h = pot.weight_features(batch, dev[:n_t].detach()) if amortised else None
-            u = m.weight_net.u(ph, h) if amortised else weights
-            w = torch.sigmoid(u) if amortised else torch.sigmoid(u).detach()
+            u_net = m.weight_net.u(ph, h) if amortised else None
+            v = torch.sigmoid(u_net) if amortised else None
+            w_table = torch.sigmoid(u_table).detach() if u_table is not None else None
+            w = w_table if not amortised else v if w_table is None else w_table * v
             weighted = torch.dot(dev, pot.loss_coefficients(w, n_m))
             grad_theta = grad_phi = grad_u = None
-            if amortised:  # ∇ of Σ c_k d_k - (N/B) Σ log p_u(u_i(φ)) in θ and φ, by one backward
-                target = weighted - m.weight_prior.log_prob_u(u).sum() * (m.num_train / n_t)
+            if amortised:  # ∇ of Σ c_k d_k [- (N/B) Σ log p_u(u_i(φ)), amortised alone] in θ and φ, one backward
+                target = weighted if m.product else weighted - m.weight_prior.log_prob_u(u_net).sum() * (m.num_train / n_t)
                 grads = torch.autograd.grad(target, [*self.flat.params, ph] if need_theta else [ph])
-                grad_phi = grads[-1].sub_(m.weight_net.grad_log_prior(weights))
+                grad_phi = grads[-1].sub_(m.weight_net.grad_log_prior(phi))
                 if need_theta:
                     grad_theta = torch.cat([g.reshape(-1) for g in grads[:-1]])
             elif need_theta:
@@ -278,13 +307,16 @@ class FusedGradient:
             if grad_theta is not None:
                 grad_theta.sub_(m.theta_prior.grad_log_prob(theta, m.layout))
             nll, w = nll.detach(), w.detach()
-            if not amortised:
-                grad_u = pot.weight_conditional_grad(u, dev[:n_t].detach(), w)
+            v = None if v is None else v.detach()
+            if u_table is not None:  # ∂ℓ_i/∂u_i with δ_i = d_i (v_i d_i with product weights)
+                delta = dev[:n_t].detach() if v is None else dev[:n_t].detach() * v
+                grad_u = pot.weight_conditional_grad(u_table, delta, w_table)
             energy = None
             if need_energy:
-                energy = -pot.log_density(theta, dev, w, u.detach(), weights if amortised else None,
+                energy = -pot.log_density(theta, dev, w, u_table if u_table is not None else u_net.detach(), phi,
                                           weighted=weighted.detach())
-        return GradientEstimate(energy, grad_theta, grad_u, nll[:n_t], nll[n_t:], w, grad_phi, dev[:n_t].detach(), h)
+        return GradientEstimate(energy, grad_theta, grad_u, nll[:n_t], nll[n_t:], w, grad_phi, dev[:n_t].detach(), h,
+                                v if m.product else None)
 
     def companion(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> CompanionEstimate:
         """One forward/backward of ``ρ_θ (N/B) Σ w_i d_i(θ')`` on the train batch only (the loss

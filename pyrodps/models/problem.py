@@ -8,7 +8,7 @@ gives the observation model every method uses unless told otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -56,6 +56,14 @@ class SelectionProblem:
     def num_features(self) -> int:
         """Input values per example (a vector's length; channels × length for sequences, and so on)."""
         return int(np.prod(self.x_train.shape[1:]))
+
+    def train_subset(self, keep: np.ndarray, y_train: np.ndarray | None = None) -> SelectionProblem:
+        """The problem with only the training points ``keep`` (a boolean mask or indices), every
+        per-point array (``y_train``, or the given relabelled ``y_train`` of all N points, ``corrupted``,
+        ``minority``, ``weight_groups``) cut alike; meta and test sets unchanged."""
+        cut = lambda a: None if a is None else np.asarray(a)[keep]
+        return replace(self, x_train=self.x_train[keep], y_train=cut(self.y_train if y_train is None else y_train),
+                       corrupted=cut(self.corrupted), minority=cut(self.minority), weight_groups=cut(self.weight_groups))
 
     def groups(self) -> dict[str, np.ndarray]:
         """Boolean masks over the training points for the ground truth this problem carries:
