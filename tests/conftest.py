@@ -6,6 +6,20 @@ import torch
 torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Caches the library writes (the text scenarios' embeddings) go to a folder of this session, not
+    the user's home, unless PYRODPS_CACHE is set."""
+    import os
+
+    if "PYRODPS_CACHE" in os.environ:
+        yield
+        return
+    os.environ["PYRODPS_CACHE"] = str(tmp_path_factory.mktemp("pyrodps-cache"))
+    yield
+    del os.environ["PYRODPS_CACHE"]
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
     """Tests draw their randomness from explicit generators; keep the global one fixed too."""

@@ -228,3 +228,13 @@ def test_every_weight_variant_is_reachable_from_the_command_line(tmp_path, capsy
     assert json.loads((tmp_path / "e" / "config.json").read_text())["config"]["weights"] == "product"
     assert main(["run", *common, "--method", "bads-grouped", "--weight-net-hidden", "8", "--out", str(tmp_path / "d")]) == 2
     assert "fixes weight_net_hidden" in capsys.readouterr().err
+
+
+def test_metrics_report_the_mean_weight_of_every_weight_group():
+    from pyrodps.app.methods import run_method
+
+    problem = make_scenario("digits-source-noise", seed=0)
+    res = run_method(problem, "bads", seed=0, steps=30, progress=False)
+    m = res.metrics(problem)
+    for g in range(3):
+        assert m[f"mean_weight_group{g}"] == pytest.approx(float(res.weight_mean[problem.weight_groups == g].mean()))

@@ -31,13 +31,18 @@ KINDS = ("label-noise", "imbalance", "binary-imbalance", "feature-noise", "off-d
 NOISY = ("label-noise", "feature-noise", "off-domain", "pair-flip", "open-set", "input-swap", "source-noise")
 REGRESSION = ("friedman-outliers", "diabetes-outliers")  # tested in tests/test_regression_problems.py
 TABULAR = ("iris-label-noise", "cars-label-noise")
-CLASSIFICATION = sorted(set(SCENARIOS) - set(REGRESSION))
+TEXT = ("text-label-noise", "text-mixture")  # tweets as MiniLM embeddings; more in tests/test_text_data.py
+TEXT_SMALL = 240  # tweets in these tests (embedded once, then read from the cache)
+# text-mixture has no noise rate (whole sources are irrelevant): tested in tests/test_text_data.py
+CLASSIFICATION = sorted(set(SCENARIOS) - set(REGRESSION) - {"text-mixture"})
 HARM_JSON = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "harm" / "harm.json"
 
 
 def build(name, **options):
     if name.startswith("mnist1d"):
         options.setdefault("num_samples", SMALL)
+    if name in TEXT:
+        options.setdefault("num_samples", TEXT_SMALL)
     return make_scenario(name, **options)
 
 
@@ -48,6 +53,10 @@ def loaded_labels(name):
         from pyrodps.data.tabular import load_cars_xy, load_iris_xy
 
         return (load_iris_xy if name.startswith("iris") else load_cars_xy)()[1]
+    if name in TEXT:
+        from pyrodps.data.text import load_tweets_xy
+
+        return load_tweets_xy(TEXT_SMALL)[1]
     if name == "mnist1d-binary-imbalance":
         y = load_mnist1d_binary_xy(SMALL)[1]
     else:
@@ -62,13 +71,14 @@ def loaded_labels(name):
 
 
 def num_classes(name):
-    if name in TABULAR:
+    if name in TABULAR or name in TEXT:
         return 3
     return 2 if "binary" in name else 10 - len(OPEN_SET_HELD_OUT) if name.endswith("open-set") else 10
 
 
 def test_registry_holds_every_dataset_and_kind():
-    assert set(SCENARIOS) == {f"{d}-{k}" for d in DATASETS for k in KINDS} | set(REGRESSION) | set(TABULAR)
+    assert set(SCENARIOS) == ({f"{d}-{k}" for d in DATASETS for k in KINDS} | set(REGRESSION) | set(TABULAR)
+                              | set(TEXT))
 
 
 @pytest.mark.parametrize("name", CLASSIFICATION)
@@ -76,7 +86,8 @@ def test_scenario_builds_with_clean_balanced_meta_and_test(name):
     p = build(name, meta_per_class=3, test_fraction=0.25, seed=1)
     c = num_classes(name)
     assert p.name == name and p.num_classes == c
-    feature_shape = {"digits": (64,), "mnist1d": (1, 40), "iris": (4,), "cars": (7,)}[name.split("-")[0]]
+    shapes = {"digits": (64,), "mnist1d": (1, 40), "iris": (4,), "cars": (7,), "text": (384,)}
+    feature_shape = shapes[name.split("-")[0]]
     for x, y in ((p.x_train, p.y_train), (p.x_meta, p.y_meta), (p.x_test, p.y_test)):
         assert x.dtype == np.float32 and y.dtype == np.int64
         assert x.shape[1:] == feature_shape and x.shape[0] == y.shape[0]

@@ -76,7 +76,8 @@ class MethodResult:
         """The predictive scores of the problem's task (:func:`~pyrodps.diagnostics.metrics.predictive_scores`:
         ``test_accuracy`` and ``balanced_accuracy`` for classification, ``test_rmse`` and
         ``test_mae`` for regression), and for weighting methods the selection metrics (from
-        ``corrupted``, for either task) and the mean weight of every ground-truth group.
+        ``corrupted``, for either task) and the mean weight of every ground-truth group (and of every
+weight group, ``mean_weight_group<g>``, when the problem has ``weight_groups``).
 
         ``weight_mean`` is the selection score: the BADS posterior-mean weight in (0, 1), the mean
         MW-Net weight in (0, 1), or the mean L2RW weight times the batch size (1 = uniform). The
@@ -99,6 +100,10 @@ class MethodResult:
             for name, mask in problem.groups().items():
                 if mask.any():
                     out[f"mean_weight_{name}"] = float(self.weight_mean[mask].mean())
+            if problem.weight_groups is not None:  # model input, e.g. each point's source: w̄ per group
+                groups = np.asarray(problem.weight_groups)
+                for g in np.unique(groups):
+                    out[f"mean_weight_group{int(g)}"] = float(self.weight_mean[groups == g].mean())
         return out
 
 

@@ -5,7 +5,10 @@ kind ``label-noise``, ``imbalance``, ``binary-imbalance``, ``feature-noise``, ``
 ``pair-flip``, ``open-set``, ``input-swap`` or ``source-noise`` (sources of unequal label noise, the
 source as ``weight_groups``) (:data:`SCENARIO_HARM` says which corruptions hurt);
 ``iris-label-noise`` and ``cars-label-noise`` are small real tabular sets with label noise
-(:mod:`pyrodps.data.tabular`; cars needs the ``tabular`` extra); the regression scenarios ``friedman-outliers`` and ``diabetes-outliers`` have gross outliers among the
+(:mod:`pyrodps.data.tabular`; cars needs the ``tabular`` extra); ``text-label-noise`` (tweet sentiment
+with flipped labels) and ``text-mixture`` (a training set pooled from one relevant and two irrelevant
+sources of tweets, the source as ``weight_groups``) are real tweets as real MiniLM sentence embeddings
+(:mod:`pyrodps.data.text`; they need the ``text`` extra, and embed once, then read a cache); the regression scenarios ``friedman-outliers`` and ``diabetes-outliers`` have gross outliers among the
 training targets (:mod:`pyrodps.data.regression`). See :func:`scenario_options` for each one's
 options and defaults.
 """
@@ -51,6 +54,7 @@ from pyrodps.data.mnist1d import (
 )
 from pyrodps.data.regression import diabetes_outliers, friedman_outliers, outlier_targets
 from pyrodps.data.tabular import cars_label_noise, iris_label_noise
+from pyrodps.data.text import text_label_noise, text_mixture
 from pyrodps.errors import ValidationError
 from pyrodps.models.problem import SelectionProblem, validate_problem
 
@@ -75,6 +79,8 @@ SCENARIOS: dict[str, Callable[..., SelectionProblem]] = {
     "mnist1d-source-noise": mnist1d_source_noise,
     "iris-label-noise": iris_label_noise,
     "cars-label-noise": cars_label_noise,
+    "text-label-noise": text_label_noise,
+    "text-mixture": text_mixture,
     "friedman-outliers": friedman_outliers,
     "diabetes-outliers": diabetes_outliers,
 }
@@ -106,6 +112,9 @@ SCENARIO_HARM: dict[str, str] = {
     # benchmarks/results/harm/harm_tabular.json: 0.140 ± 0.076 and 0.044 ± 0.006
     "iris-label-noise": "harmful",
     "cars-label-noise": "harmful",
+    # `pyrodps compare --scenario text-label-noise --methods bads,cleanlab-logreg --seeds 0,1,2` (its oracle and
+    # mixing rows): 0.182 ± 0.025
+    "text-label-noise": "harmful",
 }
 
 
@@ -169,6 +178,8 @@ __all__ = [
     "problem_from_datasets",
     "scenario_options",
     "subsample_to_counts",
+    "text_label_noise",
+    "text_mixture",
     "uniform_label_noise",
     "validate_problem",
 ]
