@@ -52,3 +52,6 @@ done
   --out benchmarks/results/compare/text-label-noise --force --no-progress
 "$PY" -m pyrodps compare --scenario text-mixture --methods bads,bads-point-group --seeds "$SEEDS" \
   --out benchmarks/results/compare/text-mixture --force --no-progress
+# the small MNIST-1D long tail (default size): grouped weights and the table companion against mixing
+"$PY" -m pyrodps compare --scenario mnist1d-imbalance --methods bads-companion,bads-grouped --seeds "$SEEDS" \
+  --out benchmarks/results/compare/mnist1d-imbalance-grouped --force --no-progress

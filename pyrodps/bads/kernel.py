@@ -219,7 +219,7 @@ class BADSKernel(ScalableStepSizes):
                 temperature = self.companion_temperature
         sampler = self.phi_sampler if stream == fused.STREAM_PHI else self.sampler
         sampler.update_(x, grad, aux, step_size=step_size, temperature=temperature,
-                             generator=state.generator, step=state.step, stream=stream, backend=backend)
+                        generator=state.generator, step=state.step, stream=stream, backend=backend)
 
     def _companion(self, state: BADSState, batch: Batch, w: torch.Tensor, diagnostics: bool, info: dict,
                    backend: str) -> torch.Tensor:
