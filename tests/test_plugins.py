@@ -73,7 +73,7 @@ def test_registry_names():
     prior = make_weight_prior("truncated-gaussian", beta=0.2, sigma=0.1)
     assert isinstance(prior, TruncatedGaussianWeight) and (prior.beta, prior.sigma) == (0.2, 0.1)
     assert isinstance(make_theta_prior("fan-in", rho_theta=1.0, num_train=10, gain=2.0), FanInGaussian)
-    assert set(LIKELIHOODS) == {"categorical", "gaussian"}
+    assert set(LIKELIHOODS) == {"categorical", "gaussian", "token-sequence"}
     assert isinstance(make_likelihood("gaussian", scale=0.5), Gaussian)
 
 

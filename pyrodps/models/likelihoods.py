@@ -136,6 +136,10 @@ class Gaussian(Likelihood):
 
 LIKELIHOODS: dict[str, type[Likelihood]] = {"categorical": Categorical, "gaussian": Gaussian}
 
+from pyrodps.models.sequence import TokenSequence  # it subclasses Likelihood, defined above
+
+LIKELIHOODS["token-sequence"] = TokenSequence
+
 
 def make_likelihood(spec: str | type[Likelihood], *, num_classes: int | None = None, **kwargs: object) -> Likelihood:
     """Build a likelihood from a name of :data:`LIKELIHOODS`, ``module.path:ClassName`` or
