@@ -158,3 +158,7 @@ def test_product_weights_gradients_match_pyro_reference(features, hidden, kind):
         torch.testing.assert_close(a.w, torch.sigmoid(u) * a.weight_scale)
         expected = BADSPotential(model).weight_conditional_grad(u, a.deviance_train * a.weight_scale, torch.sigmoid(u))
         torch.testing.assert_close(a.grad_u, expected)
+    from pyrodps.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="weights"):
+        fused(theta, phi, batch)  # product weights need the pair (u_B, φ)

@@ -45,6 +45,9 @@ from pyrodps.models.priors import IsotropicGaussian, ThetaPrior, UniformWeight, 
 from pyrodps.models.weight_net import WeightNet
 
 LOSS_REFERENCES = ("saturated", "none")
+# what the density is evaluated at besides θ: the batch's table entries u_B, the weight network's flat φ,
+# or the pair (u_B, φ) of product weights
+Weights = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass
@@ -180,21 +183,30 @@ class BADSModel:
         :meth:`pyro_model`: every site but the weight prior (``u``) and the meta likelihood (``y_meta``)."""
         return trace.log_prob_sum(site_filter=lambda name, site: name not in ("u", "y_meta"))
 
-    def reference_trace(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> poutine.Trace:
+    def reference_trace(self, theta: torch.Tensor, weights: Weights, batch: Batch) -> poutine.Trace:
         """Pyro trace of :meth:`pyro_model` conditioned on ``θ`` (flat) and ``weights``: ``u_B = u[idx_train]``
         for table weights, flat φ for a weight network, the pair ``(u_B, φ)`` for product weights."""
         if self.product:
-            data = {"theta": theta, "u": weights[0], "phi": weights[1]}
+            u_batch, phi = self.split_product(weights)
+            data = {"theta": theta, "u": u_batch, "phi": phi}
         else:
             data = {"theta": theta, ("u" if self.weight_net is None else "phi"): weights}
         return poutine.trace(poutine.condition(self.pyro_model, data=data)).get_trace(batch)
 
-    def reference_log_joint(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> torch.Tensor:
+    @staticmethod
+    def split_product(weights: Weights) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(u_B, φ)`` of product weights, or a :class:`ValidationError` naming ``weights``."""
+        if not (isinstance(weights, tuple | list) and len(weights) == 2):
+            raise ValidationError("weights", "product weights are evaluated at the pair (u_B, φ), got "
+                                  f"{type(weights).__name__}")
+        return weights[0], weights[1]
+
+    def reference_log_joint(self, theta: torch.Tensor, weights: Weights, batch: Batch) -> torch.Tensor:
         """Minibatch log joint ``log_prob_sum`` of :meth:`reference_trace`."""
         return self.reference_trace(theta, weights, batch).log_prob_sum()
 
     # ------------------------------------------------------------------ the fast path
-    def log_joint(self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch) -> LogJoint:
+    def log_joint(self, theta: torch.Tensor, weights: Weights, batch: Batch) -> LogJoint:
         """The same minibatch log joint as :meth:`reference_log_joint` (``weights`` as there), from the
         one formula of :class:`~pyrodps.models.potential.BADSPotential`."""
         from pyrodps.models.potential import BADSPotential

@@ -45,7 +45,7 @@ from pyrodps.models.flat_params import FlatParams
 from pyrodps.models.networks import penultimate
 
 if TYPE_CHECKING:
-    from pyrodps.models.bads import BADSModel
+    from pyrodps.models.bads import BADSModel, Weights
 
 
 @dataclass
@@ -138,7 +138,7 @@ class BADSPotential:
         ref = m.reference_nll(batch.y_train)
         return nll - torch.cat((ref, ref.new_zeros(out_m.shape[0]))), nll
 
-    def weights_of(self, weights: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch: Batch,
+    def weights_of(self, weights: Weights, batch: Batch,
                    deviance_t: torch.Tensor, theta: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """``(w_B, u_B, φ)``: the batch's weights, the logits that carry the weight prior (``None``
@@ -148,7 +148,7 @@ class BADSPotential:
         m, wn = self.model, self.model.weight_net
         if wn is None:
             return torch.sigmoid(weights), weights, None
-        u_table, phi = weights if m.product else (None, weights)
+        u_table, phi = m.split_product(weights) if m.product else (None, weights)
         u_net = wn.u(phi, self.weight_features(batch, deviance_t, theta))
         if u_table is None:
             return torch.sigmoid(u_net), u_net, phi
@@ -163,7 +163,7 @@ class BADSPotential:
             embedding = penultimate(m.net, batch.x_train, params)
         return wn.features(batch.x_train, batch.y_train, deviance_t, batch.idx_train, embedding)
 
-    def functional_log_density(self, theta: torch.Tensor, weights: torch.Tensor | None, batch: Batch, *,
+    def functional_log_density(self, theta: torch.Tensor, weights: Weights | None, batch: Batch, *,
                                companion_w: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log p̂, l_train, l_meta)`` with the network run by ``functional_call`` on θ (differentiable in
         θ and the weights). With ``companion_w`` (and ``weights=None``): the companion target."""
@@ -200,12 +200,12 @@ class AutogradGradient:
         self.validate = validate
 
     def __call__(
-        self, theta: torch.Tensor, weights, batch: Batch, need_theta: bool = True, need_energy: bool = True
+        self, theta: torch.Tensor, weights: Weights, batch: Batch, need_theta: bool = True, need_energy: bool = True
     ) -> GradientEstimate:
         m, wn = self.model, self.model.weight_net
         th = theta.detach().requires_grad_(need_theta)
         if m.product:
-            ub, ph = (x.detach().requires_grad_(True) for x in weights)
+            ub, ph = (x.detach().requires_grad_(True) for x in m.split_product(weights))
             leaves, wrt = (ub, ph), (ub, ph)
         else:
             leaf = weights.detach().requires_grad_(True)
@@ -278,13 +278,13 @@ class FusedGradient:
         return m.net(batch.x_train), m.net(batch.x_meta)
 
     def __call__(
-        self, theta: torch.Tensor, weights: torch.Tensor, batch: Batch, need_theta: bool = True, need_energy: bool = True
+        self, theta: torch.Tensor, weights: Weights, batch: Batch, need_theta: bool = True, need_energy: bool = True
     ) -> GradientEstimate:
         m, pot = self.model, self.potential
         self.flat.bind(theta)
         n_t, n_m = batch.x_train.shape[0], batch.x_meta.shape[0]
         amortised = m.weight_net is not None
-        u_table, phi = weights if m.product else ((None, weights) if amortised else (weights, None))
+        u_table, phi = m.split_product(weights) if m.product else ((None, weights) if amortised else (weights, None))
         with torch.set_grad_enabled(need_theta or amortised):
             ph = phi.detach().requires_grad_(True) if amortised else None
             dev, nll = pot.deviances(*self._forward(batch), batch)
