@@ -22,15 +22,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.step_cost import interleaved_medians, make_data  # noqa: E402
-from pyrodps.app.runner import machine_description  # noqa: E402
-from pyrodps.bads import BADSConfig  # noqa: E402
-from pyrodps.bads.build import assemble  # noqa: E402
-from pyrodps.bads.observers import WeightStatistics  # noqa: E402
-from pyrodps.io import write_json  # noqa: E402
-from pyrodps.models import MinibatchStream, SelectionData  # noqa: E402
-from pyrodps.models.likelihoods import Categorical  # noqa: E402
-from pyrodps.models.networks import mlp  # noqa: E402
+from benchmarks.step_cost import interleaved_medians, make_data
+from pyrodps.app.runner import machine_description
+from pyrodps.bads import BADSConfig
+from pyrodps.bads.build import assemble
+from pyrodps.bads.observers import WeightStatistics
+from pyrodps.io import write_json
+from pyrodps.models import MinibatchStream, SelectionData
+from pyrodps.models.likelihoods import Categorical
+from pyrodps.models.networks import mlp
 
 
 def nbytes(*tensors: torch.Tensor) -> int:
