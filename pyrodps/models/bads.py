@@ -148,19 +148,17 @@ class BADSModel:
             nll = -self.likelihood.distribution(out).log_prob(batch.y_train)
             pyro.deterministic("train_nll", nll.detach())
             deviance = nll - self.reference_nll(batch.y_train)
+            u = pyro.sample("u", self.weight_prior.u_distribution()) if wn is None or self.product else None
             if wn is None:
-                u = pyro.sample("u", self.weight_prior.u_distribution())
                 w = torch.sigmoid(u)
-            elif self.product:  # per-point table times the network's (group) factor
-                u = pyro.sample("u", self.weight_prior.u_distribution())
+            else:
                 emb = penultimate(self.net, batch.x_train, params) if wn.needs_embedding else None
-                v = torch.sigmoid(wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance, batch.idx_train, emb)))
-                w = torch.sigmoid(u) * v
-            else:  # amortised: u_i = g_φ(h_i), the weight prior kept as a factor on the amortised u_i
-                emb = penultimate(self.net, batch.x_train, params) if wn.needs_embedding else None
-                u = wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance, batch.idx_train, emb))
-                pyro.factor("weight_prior", self.weight_prior.log_prob_u(u))
-                w = torch.sigmoid(u)
+                u_net = wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance, batch.idx_train, emb))
+                if self.product:  # per-point table times the network's (group) factor
+                    w = torch.sigmoid(u) * torch.sigmoid(u_net)
+                else:  # amortised: u_i = g_φ(h_i), the weight prior kept as a factor on the amortised u_i
+                    pyro.factor("weight_prior", self.weight_prior.log_prob_u(u_net))
+                    w = torch.sigmoid(u_net)
             pyro.factor("train_loss", -self.rho_theta * w * deviance)
         with pyro.plate("meta", self.num_meta, subsample=batch.idx_meta):
             out_m = functional_call(self.net, params, (batch.x_meta,))

@@ -206,11 +206,13 @@ class AutogradGradient:
         th = theta.detach().requires_grad_(need_theta)
         if m.product:
             ub, ph = (x.detach().requires_grad_(True) for x in m.split_product(weights))
-            leaves, wrt = (ub, ph), (ub, ph)
+            leaves, wrt = (ub, ph), {"u": ub, "phi": ph}
         else:
             leaf = weights.detach().requires_grad_(True)
-            leaves, wrt = leaf, (leaf,)
+            leaves, wrt = leaf, {("u" if wn is None else "phi"): leaf}
             ub, ph = (leaf, None) if wn is None else (None, leaf)
+        if need_theta:
+            wrt = {"theta": th, **wrt}
         with torch.enable_grad():
             if self.path == "functional":
                 value, nll_t, nll_m = self.potential.functional_log_density(th, leaves, batch)
@@ -219,18 +221,18 @@ class AutogradGradient:
                     trace = m.reference_trace(th, leaves, batch)
                 value = trace.log_prob_sum()
                 nll_t, nll_m = trace.nodes["train_nll"]["value"], trace.nodes["meta_nll"]["value"]
-            grads = torch.autograd.grad(value, ((th,) if need_theta else ()) + wrt)
-        grads = dict(zip((("theta",) if need_theta else ()) + (("u", "phi") if m.product else
-                                                             ("u",) if wn is None else ("phi",)), grads))
+            grads = dict(zip(wrt, torch.autograd.grad(value, tuple(wrt.values()))))
         scale_t = batch.idx_train.shape[0] / m.num_train
         with torch.no_grad():
             deviance = nll_t - m.reference_nll(batch.y_train)
             h = self.potential.weight_features(batch, deviance, theta) if wn is not None else None
             v = torch.sigmoid(wn.u(ph.detach(), h)) if wn is not None else None
-            w = torch.sigmoid(ub.detach()) if wn is None else v if not m.product else torch.sigmoid(ub.detach()) * v
+            w = v  # the network's factor, times the table's where there is one
+            if ub is not None:
+                w = torch.sigmoid(ub.detach()) if v is None else torch.sigmoid(ub.detach()) * v
         return GradientEstimate(
             energy=-value.detach(),
-            grad_theta=-grads["theta"] if need_theta else None,
+            grad_theta=-grads["theta"] if "theta" in grads else None,
             grad_u=grads["u"] * scale_t if "u" in grads else None,
             nll_train=nll_t,
             nll_meta=nll_m,
