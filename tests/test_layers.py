@@ -11,7 +11,9 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pyrodps"
 # lowest first: a module may import from its own layer and the layers below it
-LAYERS = ["base", "sgmcmc", "run", "models", "data", "diagnostics", "baselines", "bads", "crosscheck", "app", "compat"]
+LAYERS = ["base", "sgmcmc", "run", "models", "data", "diagnostics", "infer", "baselines", "bads", "parallel", "crosscheck",
+          "app",
+          "compat"]
 BASE = {"errors", "io", "plugins", "version"}
 COMPAT = {"inference", "selection", "__init__", "__main__"}
 

@@ -34,7 +34,8 @@ TABULAR = ("iris-label-noise", "cars-label-noise")
 TEXT = ("text-label-noise", "text-mixture")  # tweets as MiniLM embeddings; more in tests/test_text_data.py
 TEXT_SMALL = 240  # tweets in these tests (embedded once, then read from the cache)
 # text-mixture has no noise rate (whole sources are irrelevant): tested in tests/test_text_data.py
-CLASSIFICATION = sorted(set(SCENARIOS) - set(REGRESSION) - {"text-mixture"})
+SEQUENCE = ("lm-mixture",)  # token sequences for a causal LM: tested in tests/test_lm_fit.py
+CLASSIFICATION = sorted(set(SCENARIOS) - set(REGRESSION) - {"text-mixture"} - set(SEQUENCE))
 HARM_JSON = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "harm" / "harm.json"
 
 
@@ -78,7 +79,7 @@ def num_classes(name):
 
 def test_registry_holds_every_dataset_and_kind():
     assert set(SCENARIOS) == ({f"{d}-{k}" for d in DATASETS for k in KINDS} | set(REGRESSION) | set(TABULAR)
-                              | set(TEXT))
+                              | set(TEXT) | set(SEQUENCE))
 
 
 @pytest.mark.parametrize("name", CLASSIFICATION)

@@ -318,8 +318,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from pyrodps.app.data_parallel import check_single_process, run_request
+
+    check_single_process(args.command)  # under torchrun (WORLD_SIZE > 1) only `run` is data-parallel
     if args.command == "run":
-        from pyrodps.app.runner import RunRequest, resume_request, run
+        from pyrodps.app.runner import RunRequest, resume_request
 
         if args.resume is not None:
             _check_resume_alone(args)
@@ -332,7 +335,9 @@ def _main(args: argparse.Namespace) -> int:
                              chains=args.chains, track_weights=args.track_weights,
                              checkpoint_every=args.checkpoint_every, on_divergence=args.on_divergence,
                              memory_budget_mib=args.memory_budget_mib, config=_config_fields(args))
-        metrics = run(req, progress=not args.no_progress)
+        metrics = run_request(req, progress=not args.no_progress)  # data-parallel under torchrun
+        if metrics is None:  # a rank > 0 of a data-parallel run: rank 0 reports
+            return 0
         print(json.dumps({k: metrics[k] for k in SUMMARY_ROWS if k in metrics}, indent=2))
     elif args.command == "compare":
         from pyrodps.app.compare import check_methods, compare, format_summary

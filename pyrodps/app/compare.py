@@ -22,7 +22,8 @@ from pyrodps.errors import ValidationError, check_choice
 from pyrodps.io import write_json
 from pyrodps.models.problem import SelectionProblem
 
-SUMMARY_METRICS = ("test_accuracy", "balanced_accuracy", "test_rmse", "test_mae", "selection_auroc",
+SUMMARY_METRICS = ("test_accuracy", "balanced_accuracy", "test_rmse", "test_mae", "test_nll_per_token",
+                   "test_perplexity", "selection_auroc",
                    "selection_average_precision", "wall_seconds")
 
 
@@ -124,7 +125,8 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     name = (header or {}).get("scenario", "")
     traces = {m: [r["accuracy_trace"] for r in runs if r["method"] == m] for m in methods}
-    score = "test accuracy" if any("test_accuracy" in r for r in runs) else "test RMSE"
+    score = "test accuracy" if any("test_accuracy" in r for r in runs) else \
+        "test NLL per token" if any("test_nll_per_token" in r for r in runs) else "test RMSE"
     plot_accuracy_vs_steps(traces, out / "accuracy_vs_steps.png", title=f"{name}: {score} against steps")
     # the per-point weights of kept runs are not stored: an --add leaves the figure of the earlier
     # weighting methods alone rather than redraw it with the new ones only
@@ -153,6 +155,8 @@ def corruption_harm(runs: list[dict]) -> dict | None:
     """What the corruption costs, per seed and over seeds: the oracle's score minus mixing's (test
     accuracy; for regression, mixing's RMSE minus the oracle's), ``None`` without both rows."""
     def score(run: dict) -> float:
+        if "test_nll_per_token" in run:  # a language model: mixing's NLL per token minus the oracle's
+            return -run["test_nll_per_token"]
         return run["test_accuracy"] if "test_accuracy" in run else -run["test_rmse"]
 
     by_seed: dict[int, dict[str, float]] = {}
@@ -166,13 +170,16 @@ def corruption_harm(runs: list[dict]) -> dict | None:
     mean = float(h.mean())
     return {"per_seed": {str(s): float(v) for s, v in per_seed.items()}, "mean": mean,
             "sd": float(h.std(ddof=1)) if h.size > 1 else 0.0, "harmless": bool(mean < HARMLESS_BELOW),
-            "metric": "test_accuracy" if any("test_accuracy" in r for r in runs) else "-test_rmse"}
+            "metric": "test_accuracy" if any("test_accuracy" in r for r in runs) else
+            "-test_nll_per_token" if any("test_nll_per_token" in r for r in runs) else "-test_rmse"}
 
 
 def format_summary(result: dict) -> str:
     """A table: one row per method, mean ± sd over seeds."""
     regression = any("test_rmse" in s for s in result["summary"].values())
+    sequence = any("test_nll_per_token" in s for s in result["summary"].values())
     cols = ("test_rmse", "test_mae", "selection_auroc", "kept_fraction") if regression else \
+        ("test_nll_per_token", "test_perplexity", "selection_auroc", "kept_fraction") if sequence else \
         ("test_accuracy", "balanced_accuracy", "selection_auroc", "kept_fraction")
     lines = [f"{'method':<16}" + "".join(f"{c:>22}" for c in cols)]
     for method, s in result["summary"].items():
@@ -180,7 +187,7 @@ def format_summary(result: dict) -> str:
         lines.append(f"{method:<16}" + "".join(f"{c:>22}" for c in cells))
     harm = result.get("harm")
     if harm is not None:
-        what = "accuracy" if harm["metric"] == "test_accuracy" else "RMSE"
+        what = {"test_accuracy": "accuracy", "-test_nll_per_token": "NLL per token"}.get(harm["metric"], "RMSE")
         lines.append(f"harm of the corruption (oracle - mixing, {what}): {harm['mean']:+.4f} ± {harm['sd']:.4f}"
                      + ("  -> harmless: removing the corrupted points does not help; the AUROC means little"
                         if harm["harmless"] else ""))

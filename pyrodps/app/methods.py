@@ -52,6 +52,11 @@ BLO_METHODS = ("l2rw", "mwn")
 # logistic regression, label issues removed, the network retrained (:mod:`pyrodps.baselines.label_issues`)
 CLEANLAB_METHODS = {"cleanlab": "network", "cleanlab-logreg": "logistic"}
 METHODS = (*BADS_METHODS, *BLO_METHODS, *CLEANLAB_METHODS, *NAIVE_METHODS)
+# methods refused on a sequence problem (token ids, a language model), and why
+SEQUENCE_UNSUPPORTED = {
+    **{m: "confident learning finds wrong class labels, and a token sequence has none" for m in CLEANLAB_METHODS},
+    "class-balanced": "it weights examples by their class, and a token sequence has none",
+}
 
 
 @dataclass
@@ -155,6 +160,10 @@ def run_method(
     (``checkpoint_dir``, ``checkpoint_every``, ``guard``, ``memory_budget``); the other methods are
     short and restart from scratch."""
     check_choice("method", method, METHODS)
+    if problem.task == "sequence" and method in SEQUENCE_UNSUPPORTED:
+        raise ValidationError("method", f"{method!r} does not handle sequence problems (a language model's token "
+                              f"sequences): {SEQUENCE_UNSUPPORTED[method]}; use a BADS method, {' or '.join(BLO_METHODS)}, or one of "
+                              f"{', '.join(m for m in NAIVE_METHODS if m not in SEQUENCE_UNSUPPORTED)}")
     start = time.perf_counter()
     lik = None if likelihood is None else {"likelihood": likelihood, "likelihood_kwargs": dict(likelihood_kwargs or {})}
     net = {} if hidden is None else {"hidden": tuple(hidden)}

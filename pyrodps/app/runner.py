@@ -13,6 +13,9 @@ of each chain's own posterior predictive) and ``metrics.json["chain_selection_au
 selection AUROC, ``null`` without a corrupted mask holding both classes). Last, they write
 ``convergence.json``: the function-space and parameter-space verdict with the default thresholds
 (:mod:`pyrodps.diagnostics.verdict`), the same that ``pyrodps report`` recomputes from these files.
+On a problem with ``weight_groups`` (a mixture of sources) a weighting method also writes ``sources.json``
+(per source: size, mean weight and its posterior sd, ...), and BADS ``source_trace.npz`` and ``sources.png``
+(every source's mean weight against the step, per chain): :mod:`pyrodps.diagnostics.sources`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import numpy as np
 import torch
 
 from pyrodps.app.methods import BADS_METHODS, METHODS, check_method_overrides, run_method
+from pyrodps.app.source_files import write_run_sources
 from pyrodps.bads import BADSConfig
 from pyrodps.bads.fit import CHECKPOINT_FILE
 from pyrodps.data import SCENARIOS, load_npz_problem, make_scenario, scenario_options
@@ -42,6 +46,7 @@ from pyrodps.errors import (
 from pyrodps.io import read_json, write_json, write_npz
 from pyrodps.models.likelihoods import make_likelihood
 from pyrodps.models.problem import SelectionProblem
+from pyrodps.parallel import current_data_parallel
 from pyrodps.run.checkpoint import remove_checkpoint
 from pyrodps.run.guard import GUARD_ACTIONS, DivergenceGuard
 from pyrodps.run.lock import check_unlocked, folder_lock
@@ -236,7 +241,8 @@ def _run(request: RunRequest, progress: bool) -> dict:
                        "checkpoint_every": request.checkpoint_every,
                        "guard": DivergenceGuard(action=request.on_divergence),
                        "memory_budget": None if request.memory_budget_mib is None
-                       else max(1, int(request.memory_budget_mib * 2**20))}
+                       else max(1, int(request.memory_budget_mib * 2**20)),
+                       "parallel": current_data_parallel()}  # under torchrun: pyrodps.app.data_parallel
         res = run_method(problem, request.method, seed=request.seed, steps=request.steps, progress=progress, **options)
         try:
             metrics = _write_results(request, problem, res, out, scaling)
@@ -290,6 +296,7 @@ def _write_results(request: RunRequest, problem: SelectionProblem, res, out: Pat
         # the verdict from the very inputs written above: `pyrodps report` recomputes the same
         verdict = run_verdict.assess_data(data, chain_mean, corrupted, metrics["chain_test_accuracy"])
         write_json(out / "convergence.json", verdict.to_dict())
+    write_run_sources(out, problem, res)  # with weight_groups: sources.json, source_trace.npz, sources.png
     write_json(out / "metrics.json", metrics)  # last: its presence marks a finished run
     return metrics
 

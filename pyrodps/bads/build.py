@@ -23,6 +23,7 @@ from pyrodps.models.likelihoods import Likelihood, make_likelihood
 from pyrodps.models.networks import default_network, input_family, last_linear
 from pyrodps.models.priors import make_theta_prior, make_weight_prior
 from pyrodps.models.problem import SelectionProblem, default_likelihood
+from pyrodps.models.sequence_problem import input_dtype
 from pyrodps.models.weight_net import WeightNet
 from pyrodps.sgmcmc import PolynomialDecay
 
@@ -49,8 +50,10 @@ def problem_likelihood(problem: SelectionProblem, config: BADSConfig) -> Likelih
 
 
 def to_selection_data(problem: SelectionProblem, likelihood: Likelihood, device: torch.device | str = "cpu") -> SelectionData:
-    """Tensors of the train and meta sets (targets as the likelihood takes them, checked by it)."""
-    x = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)
+    """Tensors of the train and meta sets (inputs as float32, or ``long`` token ids for a sequence
+    problem; targets as the likelihood takes them, checked by it)."""
+    dtype = input_dtype(problem)
+    x = lambda a: torch.as_tensor(a, dtype=dtype, device=device)
     y_train, y_meta = likelihood.targets(problem.y_train, device), likelihood.targets(problem.y_meta, device)
     likelihood.check_targets(y_train, "y_train")
     likelihood.check_targets(y_meta, "y_meta")
@@ -73,6 +76,9 @@ def build(problem: SelectionProblem, config: BADSConfig | None = None, *, seed: 
     main_net = net if net is not None else default_network(problem, config.hidden, seed, out_features)
     main_net = main_net.to(device)
     weight_net = None
+    if config.weights in ("network", "product") and problem.task == "sequence" and "label" in config.weight_net_features:
+        raise ValidationError("weight_net_features", "the 'label' feature needs one label per point, and a sequence "
+                              "problem's targets are token sequences: use ('loss',) or ('group',)")
     if config.weights in ("network", "product"):
         groups = problem.weight_groups if problem.weight_groups is not None else (
             problem.y_train if problem.num_classes is not None else None)  # grouped weights: by class by default

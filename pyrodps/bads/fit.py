@@ -31,10 +31,13 @@ from pyrodps.bads.observers import (
     train_nll,
     train_prediction,
 )
+from pyrodps.bads.sequence_predictive import SequencePredictiveRecorder
+from pyrodps.bads.source_trace import source_observers
 from pyrodps.diagnostics.metrics import selection_auroc
 from pyrodps.diagnostics.posterior import PosteriorTracker, tracked_point_indices
 from pyrodps.errors import check_positive_int
 from pyrodps.models.problem import SelectionProblem
+from pyrodps.models.sequence_problem import SEQUENCE_TASK, input_dtype
 from pyrodps.run import Checkpointer, DivergenceGuard, SampleResult, folder_lock, sample
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -54,8 +57,8 @@ class BADSFit:
 
     weight_mean: np.ndarray
     weight_std: np.ndarray
-    test_probs: np.ndarray  # class probabilities, or predictive means for regression
-    test_accuracy: float  # accuracy, or RMSE for regression (``test_score_name``)
+    test_probs: np.ndarray  # class probabilities, predictive means (regression), log p̂(y_n | x_n) (sequence)
+    test_accuracy: float  # accuracy, RMSE for regression, NLL per token for sequences (``test_score_name``)
     selection_auroc: float | None
     samples: SampleResult
     accuracy_trace: list[tuple[int, float]]
@@ -70,7 +73,7 @@ class BADSFit:
 
     @property
     def test_score_name(self) -> str:
-        return "test_accuracy" if self.task == "classification" else "test_rmse"
+        return {"classification": "test_accuracy", "sequence": "test_nll_per_token"}.get(self.task, "test_rmse")
 
     def to_arviz(self) -> object:
         """``posterior`` (tracked weights ``w`` over ``point``, ``train_nll``, ``meta_nll``,
@@ -96,6 +99,7 @@ def fit_bads(
     memory_budget: int | None = None,
     spill_dir: str | Path | None = None,
     on_draw: Callable[[int, BADSState, torch.Tensor], None] | None = None,
+    parallel: object | None = None,
 ) -> BADSFit:
     """Sample the BADS posterior of ``problem`` and summarise it.
 
@@ -112,9 +116,14 @@ def fit_bads(
     ``memory_budget`` (bytes) spills kept draws to ``spill_dir`` (default ``checkpoint_dir/draws``;
     else a temporary folder removed when the fit returns). ``on_draw(chain, state, prediction)`` is called at
     every kept draw with the chain's state (θ, the weight table ``u``) and the draw's test prediction.
+    ``parallel``: this process's :class:`pyrodps.parallel.DataParallel` when several processes sample one
+    chain together (every rank calls ``fit_bads`` alike; rank 0 alone writes checkpoints).
     """
     check_positive_int("checkpoint_every", checkpoint_every)
     setup = build(problem, config, seed=seed, net=net)
+    if parallel is not None:  # data-parallel: the kernel wrapped, the progress bar and the run folder rank 0's
+        setup, progress, checkpoint_dir = parallel.prepare_fit(setup, progress=progress, checkpoint_dir=checkpoint_dir,
+                                                               memory_budget=memory_budget)
     with contextlib.ExitStack() as cleanup:
         if checkpoint_dir is not None:
             cleanup.enter_context(folder_lock(checkpoint_dir))
@@ -122,24 +131,28 @@ def fit_bads(
             spill_dir = Path(checkpoint_dir) / "draws" if checkpoint_dir is not None else Path(
                 cleanup.enter_context(tempfile.TemporaryDirectory(prefix="pyrodps-draws-")))
         return _fit(problem, setup, seed, net, progress, checkpoint_dir, checkpoint_every, guard, memory_budget,
-                    spill_dir, on_draw)
+                    spill_dir, on_draw, parallel)
 
 
 def _fit(problem: SelectionProblem, setup, seed: int, net, progress: bool, checkpoint_dir, checkpoint_every: int,
-         guard, memory_budget, spill_dir, on_draw) -> BADSFit:
+         guard, memory_budget, spill_dir, on_draw, parallel=None) -> BADSFit:
     config, model, data = setup.config, setup.model, setup.data
     tracked_points = tracked_point_indices(data.num_train, config.track_weights)
     tracker = PosteriorTracker(model.layout.size, tracked_points, config.theta_projections, memory_budget=memory_budget,
                                spill_dir=None if spill_dir is None else Path(spill_dir) / "tracked")
-    x_test = torch.as_tensor(problem.x_test, dtype=torch.float32)
+    x_test = torch.as_tensor(problem.x_test, dtype=input_dtype(problem))
     weights = WeightStatistics(data.num_train, config.effective_burn_in, config.steps - config.average_window)
-    recorder = PredictiveRecorder(model, data, x_test, problem.y_test, tracker, torch.as_tensor(tracked_points),
-                                  lambda t: setup.kernel.step_size(t), config.chains, on_draw)
+    sequence = model.likelihood.task == SEQUENCE_TASK  # a language model: log-sum-exp of sequence likelihoods
+    recorder_type = SequencePredictiveRecorder if sequence else PredictiveRecorder
+    recorder = recorder_type(model, data, x_test, problem.y_test, tracker, torch.as_tensor(tracked_points),
+                             lambda t: setup.kernel.step_size(t), config.chains, on_draw)
     checkpoint = None
     if checkpoint_dir is not None:
         identity = {"config": config.to_dict(), "seed": seed, "data": problem_fingerprint(problem),
                     "net": None if net is None else repr(net)}
         checkpoint = Checkpointer(Path(checkpoint_dir) / CHECKPOINT_FILE, checkpoint_every, identity)
+        if parallel is not None:  # written by rank 0, read by every rank through it
+            checkpoint = parallel.checkpointer(checkpoint)
     result = sample(
         setup.kernel,
         setup.batches,
@@ -149,7 +162,7 @@ def _fit(problem: SelectionProblem, setup, seed: int, net, progress: bool, check
         num_chains=config.chains,
         seed=seed,
         track=("energy", "train_nll", "meta_nll", "grad_norm"),
-        observers={"weights": weights, "predictive": recorder},
+        observers={"weights": weights, "predictive": recorder, **source_observers(problem, setup)},
         progress=progress,
         checkpoint=checkpoint,
         guard=guard,
@@ -163,7 +176,7 @@ def _fit(problem: SelectionProblem, setup, seed: int, net, progress: bool, check
     auroc = selection_auroc(mean_np, problem.corrupted) if problem.corrupted is not None else None
     window_mean = weights.window_mean()
     loss = np.mean([train_nll(model, data, s).numpy() for s in result.states], axis=0)
-    predicted = np.mean([train_prediction(model, data, s).numpy() for s in result.states], axis=0)
+    predicted = None if sequence else np.mean([train_prediction(model, data, s).numpy() for s in result.states], axis=0)
     task = model.likelihood.task
     return BADSFit(mean_np, std.numpy(), pred, primary_score(pred, problem.y_test, task), auroc, result,
                    recorder.trace, config, None if window_mean is None else window_mean.numpy(), tracker.arrays(),

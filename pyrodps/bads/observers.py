@@ -15,28 +15,29 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from pyrodps.diagnostics.metrics import accuracy
+from pyrodps.diagnostics.metrics import accuracy, nll_per_token
 from pyrodps.diagnostics.posterior import PosteriorTracker
 from pyrodps.models.bads import BADSModel
 from pyrodps.models.data import SelectionData
 from pyrodps.models.networks import penultimate
-from pyrodps.run.checkpoint import restore_
-from pyrodps.run.weight_stats import OnlineWeightStats
+from pyrodps.run.weight_stats import OnlineWeightStats, WindowMean
 
 
 class WeightStatistics:
-    """Online statistics of the weights ``info["w"]`` at ``info["idx"]``: over every step from
-    ``burn_in`` on, and over the steps from ``window_start`` on (``None``: no window)."""
+    """Online statistics of the weights ``info["w"]`` at ``info["idx"]``: mean and variance over every
+    step from ``burn_in`` on (:class:`~pyrodps.run.weight_stats.OnlineWeightStats`, 12 bytes per point), and
+    the mean over the steps from ``window_start`` on (:class:`~pyrodps.run.weight_stats.WindowMean`, a
+    sparse log of the window's visits; ``None``: no window)."""
 
     def __init__(self, num_points: int, burn_in: int, window_start: int | None = None) -> None:
         self.num_points, self.burn_in, self.window_start = num_points, burn_in, window_start
         self.chains: list[OnlineWeightStats] = []
-        self.windows: list[OnlineWeightStats] = []
+        self.windows: list[WindowMean] = []
 
     def begin_chain(self, chain: int) -> None:
         self.chains.append(OnlineWeightStats(self.num_points))
         if self.window_start is not None:
-            self.windows.append(OnlineWeightStats(self.num_points))
+            self.windows.append(WindowMean(self.num_points))
 
     def observe(self, chain: int, t: int, state: object, info: dict[str, torch.Tensor], kept: bool) -> None:
         if t >= self.burn_in:
@@ -45,11 +46,17 @@ class WeightStatistics:
             self.windows[chain].update(info["idx"], info["w"])
 
     def state_dict(self) -> dict:
-        return {"chains": [_stats(s) for s in self.chains], "windows": [_stats(s) for s in self.windows]}
+        return {"chains": [s.state_dict() for s in self.chains], "windows": [s.state_dict() for s in self.windows]}
 
     def load_state_dict(self, state: dict) -> None:
-        self.chains = [_load_stats(self.num_points, s) for s in state["chains"]]
-        self.windows = [_load_stats(self.num_points, s) for s in state["windows"]]
+        self.chains = [OnlineWeightStats(self.num_points) for _ in state["chains"]]
+        self.windows = [WindowMean(self.num_points) for _ in state["windows"]]
+        for stats, saved in zip(self.chains + self.windows, state["chains"] + state["windows"]):
+            stats.load_state_dict(saved)
+
+    def nbytes(self) -> int:
+        """Bytes held by the statistics of all chains."""
+        return sum(s.nbytes() for s in self.chains + self.windows)
 
     def mean_std(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and standard deviation of every weight, pooled over chains."""
@@ -65,21 +72,11 @@ class WeightStatistics:
         point never visited in the window keeps its overall mean."""
         if not self.windows:
             return None
-        count = sum(s.count for s in self.windows)
-        total = sum(s.total for s in self.windows)
+        sums = [s.sums() for s in self.windows]
+        count = sum(c for c, _ in sums)
+        total = sum(t for _, t in sums)
         overall, _ = OnlineWeightStats.pool(self.chains)
         return torch.where(count > 0, total / count.clamp(min=1), overall)
-
-
-def _stats(s: OnlineWeightStats) -> dict:
-    return {"count": s.count.clone(), "total": s.total.clone(), "total_sq": s.total_sq.clone()}
-
-
-def _load_stats(num_points: int, state: dict) -> OnlineWeightStats:
-    s = OnlineWeightStats(num_points)
-    for name in ("count", "total", "total_sq"):
-        restore_(getattr(s, name), state[name])
-    return s
 
 
 class PredictiveRecorder:
@@ -145,9 +142,12 @@ class PredictiveRecorder:
 
 
 def primary_score(pred: np.ndarray, y: np.ndarray, task: str) -> float:
-    """The score a trace follows: test accuracy (classification) or test RMSE (regression)."""
+    """The score a trace follows: test accuracy (classification), test RMSE (regression) or the test
+    NLL per token of per-sequence log-likelihoods ``pred`` (sequence, :func:`~pyrodps.diagnostics.metrics.nll_per_token`)."""
     if task == "classification":
         return accuracy(pred, y)
+    if task == "sequence":
+        return nll_per_token(pred, y)
     return float(np.sqrt(np.mean((np.asarray(pred, dtype=np.float64) - y) ** 2)))
 
 

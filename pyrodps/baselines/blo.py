@@ -42,6 +42,7 @@ from pyrodps.errors import ValidationError, check_positive_int
 from pyrodps.models.likelihoods import Likelihood
 from pyrodps.models.networks import default_network
 from pyrodps.models.problem import SelectionProblem, default_likelihood
+from pyrodps.models.sequence_problem import input_dtype
 from pyrodps.run.weight_stats import OnlineWeightStats
 from pyrodps.sgmcmc.kernel import make_generator
 from pyrodps.sgmcmc.minibatch import IndexStream
@@ -165,9 +166,9 @@ def train_blo(
     regression) is recorded every ``eval_every`` steps.
     """
     likelihood = default_likelihood(problem) if likelihood is None else likelihood
-    x = torch.as_tensor(problem.x_train, dtype=torch.float32)
+    x = torch.as_tensor(problem.x_train, dtype=input_dtype(problem))
     y = target_tensor(likelihood, problem.y_train, "y_train")
-    x_meta = torch.as_tensor(problem.x_meta, dtype=torch.float32)
+    x_meta = torch.as_tensor(problem.x_meta, dtype=input_dtype(problem))
     y_meta = target_tensor(likelihood, problem.y_meta, "y_meta")
     optimizer = momentum_sgd(net, config)
     train_stream = IndexStream(x.shape[0], config.batch_size, make_generator(seed, 10_000))

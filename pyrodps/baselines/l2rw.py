@@ -89,7 +89,8 @@ def l2rw_meta_gradient(
         lookahead = {name: p - lookahead_lr * inner[name] for name, p in params.items()}
         return per_example_losses(net, lookahead, batch.x_meta, batch.y_meta, likelihood).mean()
 
-    eps = torch.zeros(batch_size, dtype=batch.x.dtype, device=batch.x.device)
+    # the parameters' dtype, not the inputs' (token ids are integers)
+    eps = torch.zeros(batch_size, dtype=next(iter(params.values())).dtype, device=batch.x.device)
     return -grad(meta_loss_after_lookahead)(eps)
 
 

@@ -28,6 +28,7 @@ from pyrodps.models.networks import (
     input_family,
 )
 from pyrodps.models.problem import SelectionProblem, default_likelihood
+from pyrodps.models.sequence_problem import SEQUENCE_TASK, input_dtype, sequence_log_prob
 from pyrodps.sgmcmc.kernel import make_generator
 from pyrodps.sgmcmc.minibatch import IndexStream
 
@@ -127,12 +128,22 @@ def target_tensor(likelihood: Likelihood, y: np.ndarray, argument: str) -> torch
     return likelihood.targets(y)
 
 
-def _trace_point(net: nn.Module, likelihood: Likelihood, x_test: torch.Tensor, y_test: np.ndarray) -> float:
+def predict_test_set(net: nn.Module, likelihood: Likelihood, x_test: torch.Tensor, y_test: np.ndarray) -> torch.Tensor:
+    """``likelihood.predict`` of the test inputs (class probabilities, predictive means); for a sequence
+    likelihood the log-likelihood of every test sequence, ``log p(y_n | x_n, θ)``, shape ``(n_test,)``
+    (:func:`~pyrodps.models.sequence_problem.sequence_log_prob`)."""
     with torch.no_grad():
         out = net(x_test)
-    # classification: scored on the logits (same arg-max as the probabilities)
-    pred = out if likelihood.task == "classification" else likelihood.predict(out)
-    return trace_score(pred.numpy(), y_test, likelihood.task)
+        if likelihood.task == SEQUENCE_TASK:
+            return sequence_log_prob(out, torch.as_tensor(y_test, dtype=torch.long), likelihood.ignore_index)
+        return likelihood.predict(out)
+
+
+def _trace_point(net: nn.Module, likelihood: Likelihood, x_test: torch.Tensor, y_test: np.ndarray) -> float:
+    if likelihood.task == "classification":  # scored on the logits (same arg-max as the probabilities)
+        with torch.no_grad():
+            return trace_score(net(x_test).numpy(), y_test, likelihood.task)
+    return trace_score(predict_test_set(net, likelihood, x_test, y_test).numpy(), y_test, likelihood.task)
 
 
 def train_steps(
@@ -149,7 +160,7 @@ def train_steps(
     """Call ``step`` (one optimisation step of ``net``) ``steps`` times with a progress bar, record
     the test score (:func:`~pyrodps.diagnostics.metrics.trace_score`: accuracy, or RMSE for
     regression) every ``eval_every`` steps, then predict the test set with ``likelihood.predict``."""
-    x_test = torch.as_tensor(problem.x_test, dtype=torch.float32)
+    x_test = torch.as_tensor(problem.x_test, dtype=input_dtype(problem))
     trace: list[tuple[int, float]] = []
     start = time.perf_counter()
     for t in tqdm(range(steps), disable=not progress, desc=desc, unit="step", mininterval=0.5):
@@ -157,8 +168,7 @@ def train_steps(
         if (t + 1) % eval_every == 0:
             trace.append((t + 1, _trace_point(net, likelihood, x_test, problem.y_test)))
     wall = time.perf_counter() - start
-    with torch.no_grad():
-        pred = likelihood.predict(net(x_test)).numpy()
+    pred = predict_test_set(net, likelihood, x_test, problem.y_test).numpy()
     return TrainingRun(pred, predictive_scores(pred, problem.y_test, likelihood.task), wall, trace)
 
 
@@ -191,7 +201,7 @@ def fit_sgd(
         raise ValidationError("method", "class-balanced weights need class labels; this is a regression problem")
     rng = np.random.default_rng(seed + 7919)
     xs, ys = naive_training_set(problem, method, rng, keep_fraction)
-    x = torch.as_tensor(xs, dtype=torch.float32)
+    x = torch.as_tensor(xs, dtype=input_dtype(problem))
     y = target_tensor(likelihood, ys, "y_train")
     net = net if net is not None else default_network(problem, config.hidden, seed, likelihood.output_dim(y))
     opt = momentum_sgd(net, config)

@@ -9,7 +9,9 @@ source as ``weight_groups``) (:data:`SCENARIO_HARM` says which corruptions hurt)
 with flipped labels) and ``text-mixture`` (a training set pooled from one relevant and two irrelevant
 sources of tweets, the source as ``weight_groups``) are real tweets as real MiniLM sentence embeddings
 (:mod:`pyrodps.data.text`; they need the ``text`` extra, and embed once, then read a cache); the regression scenarios ``friedman-outliers`` and ``diabetes-outliers`` have gross outliers among the
-training targets (:mod:`pyrodps.data.regression`). See :func:`scenario_options` for each one's
+training targets (:mod:`pyrodps.data.regression`); ``lm-mixture`` fine-tunes a tiny causal language model on
+byte-level tweets mixed with two junk sources, the source as ``weight_groups`` (:mod:`pyrodps.data.lm_mixture`;
+extras ``text`` and ``lm``). See :func:`scenario_options` for each one's
 options and defaults.
 """
 
@@ -41,6 +43,7 @@ from pyrodps.data.digits import (
     digits_pair_flip,
     digits_source_noise,
 )
+from pyrodps.data.lm_mixture import lm_mixture
 from pyrodps.data.mnist1d import (
     mnist1d_binary_imbalance,
     mnist1d_feature_noise,
@@ -81,6 +84,7 @@ SCENARIOS: dict[str, Callable[..., SelectionProblem]] = {
     "cars-label-noise": cars_label_noise,
     "text-label-noise": text_label_noise,
     "text-mixture": text_mixture,
+    "lm-mixture": lm_mixture,
     "friedman-outliers": friedman_outliers,
     "diabetes-outliers": diabetes_outliers,
 }
@@ -159,6 +163,7 @@ __all__ = [
     "feature_noise",
     "friedman_outliers",
     "input_swap",
+    "lm_mixture",
     "load_npz_problem",
     "long_tail_counts",
     "make_scenario",

@@ -14,7 +14,8 @@ that looks fine (exit code 0) but learns nothing (selection AUROC 0.54, every we
   brings (``--train/--meta/--test``), "off" for the named scenarios, whose inputs are scaled by
   construction (digits: pixels / 16; MNIST-1D and the regression sets: standardised).
 
-Sequences and images are never standardised here (their scenarios and networks handle scale).
+Sequences, images and token ids (a language model's inputs) are never standardised here (their
+scenarios and networks handle scale).
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ def standardise_inputs(problem: SelectionProblem, mode: str = "on", *, user_data
     ``config.json``: ``{"mode", "applied", "mean", "sd"}`` (per feature, when applied)."""
     check_choice("standardise", mode, STANDARDISE_MODES)
     record: dict = {"mode": mode, "applied": False}
-    if problem.x_train.ndim != 2:
-        record["reason"] = "not vector inputs"
+    if problem.x_train.ndim != 2 or problem.task == "sequence":
+        record["reason"] = "token ids" if problem.task == "sequence" else "not vector inputs"
         return problem, record
     if mode == "off" or (mode == "auto" and not user_data):
         if far_from_standardised(problem):

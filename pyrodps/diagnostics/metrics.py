@@ -35,17 +35,39 @@ def predictive_scores(pred: np.ndarray, y: np.ndarray, task: str) -> dict[str, f
 
     ``task="classification"``: ``pred`` holds class probabilities (or logits), shape ``(n, C)``;
     returns ``{"test_accuracy", "balanced_accuracy"}``. ``task="regression"``: ``pred`` holds
-    predictive means, shape ``(n,)``; returns ``{"test_rmse", "test_mae"}``."""
+    predictive means, shape ``(n,)``; returns ``{"test_rmse", "test_mae"}``. ``task="sequence"``:
+    ``pred`` holds each test sequence's predictive log-likelihood, shape ``(n,)``, and ``y`` its
+    ``(n, L)`` token targets; returns :func:`sequence_scores`."""
     if task == "classification":
         return {"test_accuracy": accuracy(pred, y), "balanced_accuracy": balanced_accuracy(pred, y)}
     if task == "regression":
         return {"test_rmse": rmse(pred, y), "test_mae": mae(pred, y)}
-    raise ValueError(f"unknown task {task!r}; expected 'classification' or 'regression'")
+    if task == "sequence":
+        return sequence_scores(pred, y)
+    raise ValueError(f"unknown task {task!r}; expected 'classification', 'regression' or 'sequence'")
+
+
+def nll_per_token(log_pred: np.ndarray, y: np.ndarray, ignore_index: int = -100) -> float:
+    """``-Σ_n log p̂(y_n | x_n) / Σ_n |T_n|``: the negative predictive log-likelihood of the test
+    sequences (``log_pred``, shape ``(n,)``) per scored token (``T_n``: the positions of ``y_n`` that
+    are not ``ignore_index``)."""
+    tokens = int(np.sum(np.asarray(y) != ignore_index))
+    return float(-np.sum(np.asarray(log_pred, dtype=np.float64)) / max(tokens, 1))
+
+
+def sequence_scores(log_pred: np.ndarray, y: np.ndarray, ignore_index: int = -100) -> dict[str, float]:
+    """``{"test_nll_per_token", "test_perplexity"}`` of per-sequence predictive log-likelihoods
+    ``log_pred`` (:func:`nll_per_token`; the perplexity is its exponential)."""
+    nll = nll_per_token(log_pred, y, ignore_index)
+    return {"test_nll_per_token": nll, "test_perplexity": float(np.exp(nll))}
 
 
 def trace_score(pred: np.ndarray, y: np.ndarray, task: str) -> float:
     """The one number a training trace records: the test accuracy (classification; ``pred`` may
-    be logits) or the test RMSE (regression)."""
+    be logits), the test RMSE (regression) or the test NLL per token (sequence; ``pred``: per-sequence
+    log-likelihoods)."""
+    if task == "sequence":
+        return nll_per_token(pred, y)
     return accuracy(pred, y) if task == "classification" else rmse(pred, y)
 
 

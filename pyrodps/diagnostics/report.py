@@ -10,6 +10,8 @@ wrote) atomically. The page leads with the function-space verdict (see
 It needs no network: its only style is an inline ``<style>`` block, it has no script, and every
 figure is a base64 PNG in a ``data:`` URI. Every metric is printed from ``metrics.json`` with its
 exact value in a ``data-value`` attribute (JSON), so a test can check the page against the file.
+A run on a mixture adds a "Sources" section from ``sources.json`` and ``sources.png``
+(:func:`pyrodps.diagnostics.sources.sources_html`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pyrodps.diagnostics.page_parts import (  # noqa: F401  (flatten, format_val
     table,
 )
 from pyrodps.diagnostics.run_verdict import assess_run_files
+from pyrodps.diagnostics.sources import sources_html
 from pyrodps.diagnostics.suspects import COLUMNS as SUSPECT_COLUMNS
 from pyrodps.diagnostics.suspects import suspect_rows, write_suspects_csv
 from pyrodps.diagnostics.verdict import SplitConvergenceReport
@@ -187,6 +190,7 @@ def write_report(run_dir: str | Path, compare_dir: str | Path | None = None,
     rows = suspect_rows(weights) if weights else []
     if rows and suspects:
         body += ["<h2>Least-trusted training points</h2>", suspects_html(rows, suspects)]
+    body += sources_html(run_dir)  # a mixture (sources.json): per-source weights and their trace
     body += ["<h2>Metrics</h2>", key_value_table(metrics, "metrics")]
     body += ["<h2>Configuration</h2>", key_value_table(config, "config") if config else "<p>No config.json.</p>"]
     figures = ((posterior_figures(posterior, report.table) if report is not None and report.table is not None else [])

@@ -22,7 +22,7 @@ import numpy as np
 
 from pyrodps.diagnostics.arviz_adapter import group, group_names
 from pyrodps.diagnostics.convergence import ConvergenceThresholds
-from pyrodps.diagnostics.metrics import accuracy, selection_auroc
+from pyrodps.diagnostics.metrics import accuracy, nll_per_token, selection_auroc
 from pyrodps.diagnostics.verdict import SplitConvergenceReport, assess_convergence
 
 if TYPE_CHECKING:
@@ -35,10 +35,12 @@ def chain_mean_weights(fit: BADSFit) -> np.ndarray:
 
 
 def chain_test_accuracy(fit: BADSFit, y_test: np.ndarray) -> list[float] | None:
-    """Test score of each chain's posterior predictive: accuracy, or RMSE for regression (``None``
-    when the fit kept none)."""
+    """Test score of each chain's posterior predictive: accuracy, RMSE for regression, the NLL per
+    token for sequences (``None`` when the fit kept none)."""
     if fit.chain_test_probs is None:
         return None
+    if getattr(fit, "task", "classification") == "sequence":
+        return [nll_per_token(p, y_test) for p in np.asarray(fit.chain_test_probs)]
     if getattr(fit, "task", "classification") != "classification":
         return [float(np.sqrt(np.mean((p - y_test) ** 2))) for p in np.asarray(fit.chain_test_probs)]
     return [accuracy(p, y_test) for p in np.asarray(fit.chain_test_probs)]

@@ -33,7 +33,8 @@ def suspect_rows(weights: dict[str, np.ndarray]) -> list[dict[str, object]]:
         "loss": weights.get("loss"),
         "corrupted": weights["corrupted"] if "corrupted" in weights and weights["corrupted"].any() else None,
     }
-    present = {k: np.asarray(v) for k, v in columns.items() if v is not None}
+    # one value per point only: a language model's "label" is a whole token sequence, left out here
+    present = {k: np.asarray(v) for k, v in columns.items() if v is not None and np.asarray(v).ndim == 1}
     return [{"index": int(i), **{k: _scalar(v[i]) for k, v in present.items()}} for i in order]
 
 

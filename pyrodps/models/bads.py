@@ -35,13 +35,14 @@ from torch import nn
 from torch.func import functional_call
 
 from pyrodps.errors import ValidationError, check_choice, check_positive
-from pyrodps.models.data import Batch
+from pyrodps.models.data import Batch, SelectionData
 from pyrodps.models.layout import ParamLayout
 from pyrodps.models.likelihoods import Likelihood
 from pyrodps.models.networks import penultimate
 from pyrodps.models.normaliser import check_log_z
 from pyrodps.models.pieces import checked
 from pyrodps.models.priors import IsotropicGaussian, ThetaPrior, UniformWeight, WeightPrior
+from pyrodps.models.subset import Selection, sample_only
 from pyrodps.models.weight_net import WeightNet
 
 LOSS_REFERENCES = ("saturated", "none")
@@ -63,7 +64,9 @@ class BADSModel:
     """The BADS posterior for a network ``net`` (an ordinary ``nn.Module``).
 
     Args:
-        net: the main network; its current parameters are only used for their layout.
+        net: the main network. θ covers its sampled parameters (``requires_grad=True``; their current
+            values are θ's starting point); frozen ones keep their values in every forward
+            (:mod:`pyrodps.models.subset`).
         likelihood: the observation model giving ``l_i(θ)``.
         num_train, num_meta: ``N`` and ``M``, the sizes of ``D_t`` and ``D_m``.
         theta_prior: ``p_0(θ)``; isotropic ``N(0, 1)`` by default.
@@ -82,6 +85,10 @@ class BADSModel:
             ``v_i = sigmoid(g_φ(h_i))`` (per-point weights times group weights when ``g_φ`` is the
             linear map on a one-hot group). The weight prior stays on the table entries ``u_i``; φ has
             only its own prior.
+        sample: which parameters θ covers: ``None`` (default) those that require gradients (all of a
+            fresh network; only the adapter of a ``peft`` LoRA model); glob patterns on the parameter
+            names or a predicate ``(name, parameter) -> bool``, which freeze the others in ``net`` in
+            place (:func:`~pyrodps.models.subset.sample_only`, :func:`~pyrodps.models.subset.last_blocks`).
     """
 
     def __init__(
@@ -100,6 +107,7 @@ class BADSModel:
         joint_forward: bool = True,
         weight_net: WeightNet | None = None,
         product: bool = False,
+        sample: Selection | None = None,
     ) -> None:
         if not isinstance(net, nn.Module):
             raise ValidationError("net", f"must be a torch.nn.Module, got {type(net).__name__}")
@@ -127,45 +135,61 @@ class BADSModel:
             raise ValidationError("log_z", "'companion-groups' keeps log Z(w) for the weight network's φ; "
                                   "it needs weights='network' or 'product'")
         self.joint_forward = joint_forward
+        if sample is not None:
+            sample_only(net, sample)
         self.layout = ParamLayout.from_module(net)
+        if self.layout.size == 0:
+            raise ValidationError("net", "has no sampled parameter: every parameter has requires_grad=False")
         self._theta0 = self.layout.flatten(net).clone()
 
     # ------------------------------------------------------------------ the specification (Pyro)
-    def pyro_model(self, batch: Batch, *, weights_as_table: bool = False) -> None:
+    def pyro_model(self, batch: Batch | SelectionData, *, weights_as_table: bool = False,
+                   subsample_sizes: tuple[int, int] | None = None) -> None:
         """The generative program on one minibatch. Sites: ``theta`` (flat), ``u`` (train plate,
         subsampled at ``batch.idx_train``), ``train_loss`` (factor), ``y_meta`` (observed, meta plate,
         subsampled at ``batch.idx_meta``); ``train_nll`` and ``meta_nll`` record the per-example
         losses (deterministic sites, no density). With a weight network, ``phi`` replaces ``u`` and a
         factor ``weight_prior`` carries ``log p_u(g_φ(h_i))`` (``weights_as_table``: the table form even
         with a weight network, for the companion target, whose weights are held fixed). With
-        ``product`` both ``u`` and ``phi`` are sampled and ``w_i = sigmoid(u_i) sigmoid(g_φ(h_i))``."""
+        ``product`` both ``u`` and ``phi`` are sampled and ``w_i = sigmoid(u_i) sigmoid(g_φ(h_i))``.
+
+        Given the whole :class:`~pyrodps.models.data.SelectionData` and ``subsample_sizes = (B, B_m)``
+        instead of a batch, the plates are ``pyro.plate(..., subsample_size=B)``: Pyro (or the generic
+        SG-MCMC of :mod:`pyrodps.infer`) chooses the subsamples, and the program is otherwise the same."""
         theta = pyro.sample("theta", self.theta_prior.distribution(self.layout))
         params = self.layout.unflatten(theta)
         wn = None if weights_as_table else self.weight_net
         phi = pyro.sample("phi", wn.prior()) if wn is not None else None
-        with pyro.plate("train", self.num_train, subsample=batch.idx_train):
-            out = functional_call(self.net, params, (batch.x_train,))
-            nll = -self.likelihood.distribution(out).log_prob(batch.y_train)
+        full = isinstance(batch, SelectionData)
+        if full and subsample_sizes is None:
+            raise ValidationError("subsample_sizes", "give (batch_size, meta_batch_size) with the whole data set")
+        with (pyro.plate("train", self.num_train, subsample_size=subsample_sizes[0]) if full
+              else pyro.plate("train", self.num_train, subsample=batch.idx_train)) as idx_train:
+            x_t, y_t = (batch.x_train[idx_train], batch.y_train[idx_train]) if full else (batch.x_train, batch.y_train)
+            out = functional_call(self.net, params, (x_t,))
+            nll = -self.likelihood.distribution(out).log_prob(y_t)
             pyro.deterministic("train_nll", nll.detach())
-            deviance = nll - self.reference_nll(batch.y_train)
+            deviance = nll - self.reference_nll(y_t)
             u = pyro.sample("u", self.weight_prior.u_distribution()) if wn is None or self.product else None
             if wn is None:
                 w = torch.sigmoid(u)
             else:
-                emb = penultimate(self.net, batch.x_train, params) if wn.needs_embedding else None
-                u_net = wn.u(phi, wn.features(batch.x_train, batch.y_train, deviance, batch.idx_train, emb))
+                emb = penultimate(self.net, x_t, params) if wn.needs_embedding else None
+                u_net = wn.u(phi, wn.features(x_t, y_t, deviance, idx_train, emb))
                 if self.product:  # per-point table times the network's (group) factor
                     w = torch.sigmoid(u) * torch.sigmoid(u_net)
                 else:  # amortised: u_i = g_φ(h_i), the weight prior kept as a factor on the amortised u_i
                     pyro.factor("weight_prior", self.weight_prior.log_prob_u(u_net))
                     w = torch.sigmoid(u_net)
             pyro.factor("train_loss", -self.rho_theta * w * deviance)
-        with pyro.plate("meta", self.num_meta, subsample=batch.idx_meta):
-            out_m = functional_call(self.net, params, (batch.x_meta,))
+        with (pyro.plate("meta", self.num_meta, subsample_size=subsample_sizes[1]) if full
+              else pyro.plate("meta", self.num_meta, subsample=batch.idx_meta)) as idx_meta:
+            x_m, y_m = (batch.x_meta[idx_meta], batch.y_meta[idx_meta]) if full else (batch.x_meta, batch.y_meta)
+            out_m = functional_call(self.net, params, (x_m,))
             lik_m = self.likelihood.distribution(out_m)
             with poutine.scale(scale=self.rho_meta):
-                pyro.sample("y_meta", lik_m, obs=batch.y_meta)
-            pyro.deterministic("meta_nll", -lik_m.log_prob(batch.y_meta).detach())
+                pyro.sample("y_meta", lik_m, obs=y_m)
+            pyro.deterministic("meta_nll", -lik_m.log_prob(y_m).detach())
 
     def companion_reference_trace(self, theta: torch.Tensor, w_batch: torch.Tensor, batch: Batch) -> poutine.Trace:
         """Pyro trace of :meth:`pyro_model` at ``θ'`` with the batch's weights fixed at ``w_batch``

@@ -9,7 +9,8 @@ sampler path use it like any other network; its targets come from
 layer) are one parameter: ``named_parameters`` lists it once, and θ holds it once.
 
 Load a local checkpoint with ``AutoModelForCausalLM.from_pretrained(folder, local_files_only=True)``;
-pyrodps fetches nothing from a hub.
+pyrodps fetches nothing from a hub. :func:`tiny_gpt2` is the default network of a sequence problem
+(token-id inputs): a small randomly initialised GPT-2 built from a config.
 """
 
 from __future__ import annotations
@@ -46,3 +47,28 @@ class CausalLMLogits(nn.Module):
         if logits is None:
             raise ValidationError("model", "its output has no .logits: pass a causal language model")
         return logits
+
+
+# the default network of a sequence problem (input family "tokens"): 2 blocks of width 32, 2 heads
+TINY_GPT2 = {"n_embd": 32, "n_layer": 2, "n_head": 2}
+LM_INSTALL_HINT = "pip install 'pyrodps[lm]'"
+
+
+def tiny_gpt2(vocab_size: int, max_length: int, n_embd: int = TINY_GPT2["n_embd"], n_layer: int = TINY_GPT2["n_layer"],
+              n_head: int = TINY_GPT2["n_head"]) -> CausalLMLogits:
+    """A randomly initialised GPT-2 (``transformers.GPT2LMHeadModel`` from a ``GPT2Config``, nothing
+    downloaded) over ``vocab_size`` tokens and up to ``max_length`` positions, without dropout (the
+    sampler's noise is the randomness), wrapped as :class:`CausalLMLogits` with no attention mask:
+    inputs are **right-padded**, and causal attention never lets a real token see the padding after it.
+    Attention is the "eager" implementation: it has a second derivative, which the one-step-lookahead
+    baselines (L2RW, MW-Net) differentiate through (PyTorch's fused CPU attention has none), at about
+    10 % of a step's time. Initialised from the global torch generator (seed it, or fork it, first)."""
+    try:
+        import transformers
+    except ImportError:
+        raise ValidationError("network", f"a sequence problem's default network is a tiny GPT-2 from the "
+                              f"transformers package: {LM_INSTALL_HINT}") from None
+    config = transformers.GPT2Config(vocab_size=int(vocab_size), n_positions=int(max_length), n_embd=n_embd,
+                                     n_layer=n_layer, n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                     bos_token_id=0, eos_token_id=0, pad_token_id=None, attn_implementation="eager")
+    return CausalLMLogits(transformers.GPT2LMHeadModel(config).eval(), pad_token_id=None)

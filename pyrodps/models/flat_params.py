@@ -15,13 +15,18 @@ from pyrodps.models.layout import ParamLayout
 
 
 class FlatParams:
-    """The parameters of ``net`` bound to views of a flat vector."""
+    """The sampled parameters of ``net`` (those of ``layout``, by default the ones with
+    ``requires_grad=True``) bound to views of a flat vector; frozen parameters are left alone."""
 
-    def __init__(self, net: nn.Module) -> None:
-        self.layout = ParamLayout.from_module(net)
-        self.params = [p for _, p in net.named_parameters()]
+    def __init__(self, net: nn.Module, layout: ParamLayout | None = None) -> None:
+        self.layout = layout if layout is not None else ParamLayout.from_module(net)
+        own = dict(net.named_parameters())
+        missing = [n for n in self.layout.names if n not in own]
+        if missing:
+            raise ValidationError("layout", f"names parameters {missing[:3]} that the network does not have")
+        self.params = [own[n] for n in self.layout.names]
         if not self.params:
-            raise ValidationError("net", "has no parameters")
+            raise ValidationError("net", "has no sampled parameter (all are frozen, requires_grad=False)")
         dtypes = {p.dtype for p in self.params}
         devices = {p.device for p in self.params}
         if len(dtypes) > 1 or len(devices) > 1:

@@ -10,10 +10,13 @@ from torch import nn
 
 @dataclass(frozen=True)
 class ParamLayout:
-    """Names, shapes and sizes of a module's parameters, in ``named_parameters`` order.
+    """Names, shapes and sizes of a module's **sampled** parameters (``requires_grad=True``), in
+    ``named_parameters`` order; frozen ones (``requires_grad=False``) are not part of θ and keep their
+    values (:mod:`pyrodps.models.subset`).
 
     ``unflatten`` returns views of a flat vector (``split`` + ``view``), so gradients flow back
-    to the flat vector through one concatenation.
+    to the flat vector through one concatenation; with frozen parameters it is a partial dictionary,
+    which ``torch.func.functional_call`` completes with the module's own tensors.
     """
 
     names: tuple[str, ...]
@@ -22,7 +25,7 @@ class ParamLayout:
 
     @classmethod
     def from_module(cls, net: nn.Module) -> ParamLayout:
-        named = [(n, p) for n, p in net.named_parameters()]
+        named = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
         return cls(
             names=tuple(n for n, _ in named),
             shapes=tuple(p.shape for _, p in named),
@@ -31,7 +34,7 @@ class ParamLayout:
 
     @property
     def size(self) -> int:
-        """Total number of parameters ``P``."""
+        """Total number of sampled parameters ``P`` (the length of θ)."""
         return sum(self.numels)
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:

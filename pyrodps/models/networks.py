@@ -128,7 +128,10 @@ def network_for(input_shape: tuple[int, ...], out_features: int, hidden: tuple[i
 
 
 def input_family(problem: SelectionProblem) -> str:
-    """``"vector"``, ``"sequence"`` or ``"image"`` from the shape of one training input."""
+    """``"vector"``, ``"sequence"`` or ``"image"`` from the shape of one training input; ``"tokens"``
+    for the token ids of a sequence problem (``vocab_size`` set)."""
+    if getattr(problem, "vocab_size", None) is not None:
+        return "tokens"
     return {1: "vector", 2: "sequence"}.get(problem.x_train.ndim - 1, "image")
 
 
@@ -136,13 +139,18 @@ def default_network(
     problem: SelectionProblem, hidden: tuple[int, ...], seed: int, out_features: int | None = None
 ) -> nn.Module:
     """The network chosen from the input shape (:func:`network_for`: MLP for vectors, small CNN for
-    sequences and images), initialised from ``seed`` (the global torch generator is left as it was).
+    sequences and images; a tiny GPT-2 for token ids, :func:`~pyrodps.models.causal_lm.tiny_gpt2`),
+    initialised from ``seed`` (the global torch generator is left as it was).
     ``out_features`` defaults to the problem's number of classes, or 1 for regression (the
     ``output_dim`` of :func:`~pyrodps.models.problem.default_likelihood`)."""
     if out_features is None:
         out_features = 1 if problem.num_classes is None else int(problem.num_classes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
+        if input_family(problem) == "tokens":  # token ids: a tiny GPT-2 (hidden is not used)
+            from pyrodps.models.causal_lm import tiny_gpt2
+
+            return tiny_gpt2(int(problem.vocab_size), int(problem.x_train.shape[1]))
         try:
             return network_for(tuple(problem.x_train.shape[1:]), out_features, hidden)
         except ValueError as e:

@@ -77,14 +77,20 @@ class BADSPotential:
         self.model = model
 
     # ------------------------------------------------------------------ the formula
-    def loss_coefficients(self, w: torch.Tensor, n_meta: int) -> torch.Tensor:
+    def loss_coefficients(self, w: torch.Tensor, n_meta: int,
+                          batch_sizes: tuple[int, int] | None = None) -> torch.Tensor:
         """``c_k = -∂ log p̂ / ∂d_k``: ``ρ_θ (N/B) w_i`` for the batch's train points, then ``ρ_m (M/B_m)``
-        for its ``n_meta`` meta points (none for the companion target, ``n_meta=0``)."""
+        for its ``n_meta`` meta points (none for the companion target, ``n_meta=0``).
+
+        ``batch_sizes = (B, B_m)``, the sizes the sums are scaled by: by default those of ``w`` and
+        ``n_meta``; a rank of a data-parallel step (:mod:`pyrodps.parallel`) holds a share of the global
+        batch and scales by the global sizes, so that the ranks' sums add up to the global estimate."""
         m = self.model
-        coef_t = w * (m.rho_theta * m.num_train / w.shape[0])
+        size_t, size_m = (w.shape[0], n_meta) if batch_sizes is None else batch_sizes
+        coef_t = w * (m.rho_theta * m.num_train / size_t)
         if n_meta == 0:
             return coef_t
-        return torch.cat((coef_t, w.new_full((n_meta,), m.rho_meta * m.num_meta / n_meta)))
+        return torch.cat((coef_t, w.new_full((n_meta,), m.rho_meta * m.num_meta / size_m)))
 
     def log_density(self, theta: torch.Tensor, deviance: torch.Tensor, w: torch.Tensor, u: torch.Tensor | None,
                     phi: torch.Tensor | None = None, *, weighted: torch.Tensor | None = None) -> torch.Tensor:
@@ -267,7 +273,7 @@ class FusedGradient:
     def __init__(self, model: BADSModel) -> None:
         self.model = model
         self.potential = BADSPotential(model)
-        self.flat = FlatParams(model.net)
+        self.flat = FlatParams(model.net, model.layout)  # the sampled parameters only
 
     def _forward(self, batch: Batch, meta: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         m = self.model

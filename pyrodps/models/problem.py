@@ -14,6 +14,8 @@ import numpy as np
 
 from pyrodps.errors import ValidationError
 from pyrodps.models.likelihoods import Categorical, Gaussian, Likelihood
+from pyrodps.models.sequence import TokenSequence
+from pyrodps.models.sequence_problem import SEQUENCE_TASK, check_sequence_problem, token_entropy
 
 TASKS = ("classification", "regression")
 
@@ -39,13 +41,17 @@ class SelectionProblem:
     corrupted: np.ndarray | None = None
     minority: np.ndarray | None = None
     weight_groups: np.ndarray | None = None
+    vocab_size: int | None = None  # set: a sequence problem (token ids, pyrodps.models.sequence_problem)
 
     def __post_init__(self) -> None:
         validate_problem(self)
 
     @property
     def task(self) -> str:
-        """``"classification"`` (``num_classes`` set) or ``"regression"`` (``num_classes=None``)."""
+        """``"classification"`` (``num_classes`` set), ``"regression"`` (``num_classes=None``) or
+        ``"sequence"`` (``vocab_size`` set: token ids, :mod:`pyrodps.models.sequence_problem`)."""
+        if self.vocab_size is not None:
+            return SEQUENCE_TASK
         return "regression" if self.num_classes is None else "classification"
 
     @property
@@ -90,7 +96,16 @@ def default_likelihood(problem: SelectionProblem) -> Likelihood:
     it follows the units of ``y`` (rescaling the targets rescales ``s``), so no data set needs its
     own setting; on standardised targets it is about 1. It is a deliberately conservative (wide)
     choice: a network's residuals on clean points are smaller, so a point's loss measures its
-    squared residual in units of the target spread."""
+    squared residual in units of the target spread.
+
+    A sequence problem (``vocab_size`` set) gets ``TokenSequence(vocab_size)``, the summed NLL of each
+    example's scored tokens, with the weights' reference ``c`` = the entropy of the meta set's scored
+    tokens (:meth:`~pyrodps.models.sequence.TokenSequence.saturated_nll`): the same reasoning, for text,
+    whose loss never nears 0: the per-token loss of the best model that ignores context, from the only
+    text known to be clean. A training sequence predicted better than that weighs in, one predicted
+    worse (noise, another language, scrambled text) is pushed down."""
+    if problem.vocab_size is not None:
+        return TokenSequence(int(problem.vocab_size), reference_per_token=token_entropy(problem.y_meta))
     if problem.num_classes is not None:
         return Categorical(int(problem.num_classes))
     y = np.asarray(problem.y_meta, dtype=np.float64)
@@ -135,11 +150,14 @@ def validate_problem(p: SelectionProblem) -> None:
         raise ValidationError(
             "num_classes", f"must be an integer >= 2, or None for regression, got {p.num_classes!r}"
         )
-    _check_xy(p.x_train, p.y_train, "x_train", "y_train", p.num_classes)
-    if not isinstance(p.x_meta, np.ndarray) or p.x_meta.shape[0] == 0:
-        raise ValidationError("x_meta", "the meta set is empty: BADS needs at least one clean example")
-    _check_xy(p.x_meta, p.y_meta, "x_meta", "y_meta", p.num_classes)
-    _check_xy(p.x_test, p.y_test, "x_test", "y_test", p.num_classes)
+    if p.vocab_size is not None:
+        check_sequence_problem(p)
+    else:
+        _check_xy(p.x_train, p.y_train, "x_train", "y_train", p.num_classes)
+        if not isinstance(p.x_meta, np.ndarray) or p.x_meta.shape[0] == 0:
+            raise ValidationError("x_meta", "the meta set is empty: BADS needs at least one clean example")
+        _check_xy(p.x_meta, p.y_meta, "x_meta", "y_meta", p.num_classes)
+        _check_xy(p.x_test, p.y_test, "x_test", "y_test", p.num_classes)
     for name, x in (("x_meta", p.x_meta), ("x_test", p.x_test)):
         if x.shape[1:] != p.x_train.shape[1:]:
             raise ValidationError(name, f"feature shape {x.shape[1:]} differs from x_train's {p.x_train.shape[1:]}")

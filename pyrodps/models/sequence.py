@@ -22,6 +22,7 @@ equal, and equal to Hugging Face's own causal-LM loss on a tiny GPT-2.
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import pyro.distributions as dist
@@ -82,14 +83,21 @@ class TokenSequence(Likelihood):
         vocab_size: ``V``, the width of the logits.
         reduction: ``"sum"`` (the scored tokens' log-likelihood, default) or ``"mean"`` (per scored token).
         ignore_index: the target value of positions that do not count.
+        reference_per_token: ``c``, nats per scored token the weights measure a loss against
+            (:meth:`saturated_nll`); 0 by default.
     """
 
     task: ClassVar[str] = "sequence"
 
-    def __init__(self, vocab_size: int, reduction: str = "sum", ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(self, vocab_size: int, reduction: str = "sum", ignore_index: int = IGNORE_INDEX,
+                 reference_per_token: float = 0.0) -> None:
         self.vocab_size = check_positive_int("vocab_size", vocab_size, minimum=2)
         self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         self.ignore_index = int(ignore_index)
+        c = float(reference_per_token)
+        if not (math.isfinite(c) and c >= 0.0):
+            raise ValidationError("reference_per_token", f"must be a finite number >= 0 (nats per token), got {reference_per_token!r}")
+        self.reference_per_token = c
         if 0 <= self.ignore_index < self.vocab_size:
             raise ValidationError("ignore_index", f"{ignore_index} is a token id of the vocabulary (0..{vocab_size - 1})")
 
@@ -104,6 +112,21 @@ class TokenSequence(Likelihood):
         if self.reduction == "mean":
             total = total / (y != self.ignore_index).sum(-1).clamp(min=1).to(total.dtype)
         return total
+
+    def saturated_nll(self, y: torch.Tensor) -> torch.Tensor:
+        """The reference loss ``l_i^ref = c |T_i|`` (``c`` per token for ``reduction="mean"``), with ``c``
+        = ``reference_per_token``. The infimum of a token NLL is 0, but text never gets there: its
+        per-token loss stays near the entropy of the language, so against 0 every weight would see a
+        large loss (under ``log_z="ignore"``, ``w_i ≈ T / (ρ_θ l_i)`` for all points, and θ would learn
+        from about one nat per sequence). Measured against ``c``, the deviance ``l_i − c|T_i|`` is
+        negative for text a model predicts better than ``c`` nats per token and positive for text it
+        predicts worse. [choice] :func:`~pyrodps.models.problem.default_likelihood` sets ``c`` to the
+        entropy of the meta set's scored tokens (the loss of the best context-free model of the target
+        text); it is a constant, so θ's gradient is unchanged."""
+        counted = (y != self.ignore_index).sum(-1).to(torch.get_default_dtype())
+        if self.reduction == "mean":
+            counted = counted.clamp(max=1.0)
+        return self.reference_per_token * counted
 
     def predict(self, output: torch.Tensor) -> torch.Tensor:
         """Next-token probabilities at every position, ``(B, L, V)``."""
@@ -134,7 +157,8 @@ class TokenSequence(Likelihood):
                                   f"{int(empty.nonzero()[0])}): every position is {self.ignore_index}")
 
     def __repr__(self) -> str:
-        return f"TokenSequence(vocab_size={self.vocab_size}, reduction={self.reduction!r})"
+        return (f"TokenSequence(vocab_size={self.vocab_size}, reduction={self.reduction!r}, "
+                f"reference_per_token={self.reference_per_token:.4g})")
 
 
 def causal_lm_targets(input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,

@@ -106,8 +106,11 @@ class WeightNet:
     def features(self, x: torch.Tensor, y: torch.Tensor, nll: torch.Tensor, idx: torch.Tensor | None = None,
                  embedding: torch.Tensor | None = None) -> torch.Tensor:
         """``h_i`` for a batch of training points ``idx`` (``nll`` and ``embedding`` are treated as
-        constants; ``idx`` is needed by the ``"group"`` feature, ``embedding`` by ``"embedding"``)."""
+        constants; ``idx`` is needed by the ``"group"`` feature, ``embedding`` by ``"embedding"``). Token-id
+        inputs give float features (the dtype of ``nll``)."""
         parts = []
+        dtype = x.dtype if x.dtype.is_floating_point else nll.dtype
+        x = x.to(dtype)
         for f in self.features_used:
             if f == "input":
                 parts.append(x.reshape(x.shape[0], -1))

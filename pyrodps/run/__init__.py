@@ -8,7 +8,8 @@ from pyrodps.run.driver import SampleResult, sample
 from pyrodps.run.guard import DivergenceError, DivergenceGuard
 from pyrodps.run.lock import RunFolderLockedError, folder_lock
 from pyrodps.run.stop import RunInterrupted
-from pyrodps.run.weight_stats import OnlineWeightStats
+from pyrodps.run.weight_stats import OnlineWeightStats, WindowMean
 
 __all__ = ["CheckpointUnreadableError", "CheckpointWriteError", "Checkpointer", "DivergenceError", "DivergenceGuard",
-           "OnlineWeightStats", "RunFolderLockedError", "RunInterrupted", "SampleResult", "folder_lock", "sample"]
+           "OnlineWeightStats", "RunFolderLockedError", "RunInterrupted", "SampleResult", "WindowMean", "folder_lock",
+           "sample"]

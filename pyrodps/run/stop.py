@@ -67,6 +67,12 @@ class StopFlag:
 _active: list[StopFlag] = []
 
 
+def active_flag() -> StopFlag | None:
+    """The flag of the :func:`graceful_stop` in force (``None`` outside one): what a data-parallel kernel
+    (:mod:`pyrodps.parallel`) sets on every rank at once when a signal reached any one of them."""
+    return _active[-1] if _active else None
+
+
 @contextlib.contextmanager
 def graceful_stop() -> Iterator[StopFlag]:
     """Install the SIGINT/SIGTERM handlers for the duration (nested uses share the outer flag) and
