@@ -127,7 +127,7 @@ def compare(
     traces = {m: [r["accuracy_trace"] for r in runs if r["method"] == m] for m in methods}
     score = "test accuracy" if any("test_accuracy" in r for r in runs) else \
         "test NLL per token" if any("test_nll_per_token" in r for r in runs) else "test RMSE"
-    plot_accuracy_vs_steps(traces, out / "accuracy_vs_steps.png", title=f"{name}: {score} against steps")
+    plot_accuracy_vs_steps(traces, out / "accuracy_vs_steps.png", title=f"{name}: {score} against steps", score=score)
     # the per-point weights of kept runs are not stored: an --add leaves the figure of the earlier
     # weighting methods alone rather than redraw it with the new ones only
     kept_weighting = any(k.startswith("mean_weight_") for r in previous for k in r)

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def plot_accuracy_vs_steps(traces: dict[str, list[list[tuple[int, float]]]], path: str | Path, title: str = "") -> None:
+def plot_accuracy_vs_steps(traces: dict[str, list[list[tuple[int, float]]]], path: str | Path, title: str = "",
+                           score: str = "test accuracy") -> None:
     """One line per method: the mean over seeds of the test accuracy at each recorded step.
 
     ``traces[method]`` holds one ``[(step, accuracy), ...]`` list per seed. For BADS a point is the
@@ -29,8 +30,8 @@ def plot_accuracy_vs_steps(traces: dict[str, list[list[tuple[int, float]]]], pat
         if acc.shape[0] > 1:
             ax.fill_between(steps, acc.min(0), acc.max(0), alpha=0.15)
     ax.set_xlabel("step")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(title or "test accuracy against steps (band: min-max over seeds)")
+    ax.set_ylabel(score)
+    ax.set_title(title or f"{score} against steps (band: min-max over seeds)")
     ax.grid(alpha=0.3)
     if ax.get_lines():
         ax.legend(fontsize=8)

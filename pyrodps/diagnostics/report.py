@@ -78,11 +78,12 @@ def posterior_figures(data: object, report: ConvergenceReport) -> list[str]:
         figs.append(figure_html(pp.plot_trace_rank(post, wl), "Traces and rank plots of the 4 tracked weights with the largest R-hat"))
         figs.append(figure_html(pp.plot_weight_convergence(w.rhat, w.ess_bulk, report.thresholds.max_rhat, report.min_ess_bulk),
                                 "Per-point R-hat and bulk ESS of the tracked weights (dashed: thresholds)"))
-    score = "test_accuracy" if "test_accuracy" in post else "test_rmse"
+    labels = {"test_accuracy": "test accuracy", "test_nll_per_token": "test NLL per token", "test_rmse": "test RMSE"}
+    score = next((k for k in labels if k in post), "test_rmse")
     if score in post and "step" in stats:
-        label = "test accuracy" if score == "test_accuracy" else "test RMSE"
+        label = labels[score]
         figs.append(figure_html(pp.plot_accuracy_by_chain(stats["step"].values, post[score].values, label),
-                                f"Test {'accuracy' if score == 'test_accuracy' else 'RMSE'} of each kept draw against its step"))
+                                f"{label[0].upper()}{label[1:]} of each kept draw against its step"))
     names = group_names(data)
     if "warmup_posterior" in names and "warmup_sample_stats" in names and "step" in stats:
         warm, warm_stats = group(data, "warmup_posterior"), group(data, "warmup_sample_stats")
