@@ -203,8 +203,7 @@ def overhead(steps: int = 400) -> dict:
         local = {s.name: state.tables[s.name].index_select(s.dim, batch[s.plate]).requires_grad_(True)
                  for s in program.locals}
         t0 = time.perf_counter()
-        views = dict(zip((s.name for s in program.globals),
-                         (p.view(s.shape) for p, s in zip(torch.split(z, program.global_numels), program.globals))))
+        views = program.global_values(z)
         log_p, _ = program.log_density(views, local, batch)
         t1 = time.perf_counter()
         torch.autograd.grad(log_p, [z, *local.values()])

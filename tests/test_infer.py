@@ -13,7 +13,7 @@ import xarray as xr
 from pyrodps.diagnostics.arviz_adapter import convergence_statistics, group
 from pyrodps.errors import PieceError, ValidationError
 from pyrodps.infer import MCMC, SGLD, PyroProgram, pSGLD
-from pyrodps.infer.kernels import stationary_variance_factor
+from pyrodps.infer.adaptation import stationary_variance_factor
 from pyrodps.run import DivergenceError
 
 

@@ -56,15 +56,14 @@ import torch
 from pyro.infer.autoguide.initialization import init_to_uniform
 
 from pyrodps.errors import ValidationError, check_fraction, check_positive
+from pyrodps.infer.adaptation import adaptation_windows, cholesky_with_jitter
 from pyrodps.infer.program import PlateBatches, PyroProgram
 from pyrodps.sgmcmc.integrators import RMSprop, clip_norm_
 from pyrodps.sgmcmc.kernel import make_generator
 from pyrodps.sgmcmc.schedules import ScalableStepSizes, Schedule, as_schedule
 
 ADAM_BETAS = (0.9, 0.999)
-METRIC_FLOOR = 1e-12  # V below this (a flat direction) is read as this
 DENSE_LIMIT = 200  # SGLD's metric is dense for at most this many global coordinates
-DENSE_REFRESH = 20  # warm-up steps between refreshes of the dense metric's Cholesky factor
 
 
 @dataclass
@@ -161,8 +160,7 @@ class _PyroKernel(ScalableStepSizes):
             curvature = self._curvature_diagonal(state, batch)
             state.metric.copy_(torch.maximum(state.metric, self.temperature * curvature))
         z = state.z.detach().requires_grad_(True)
-        parts = dict(zip((s.name for s in program.globals),
-                         (p.view(s.shape) for p, s in zip(torch.split(z, program.global_numels), program.globals))))
+        parts = program.global_values(z)
         local = {s.name: state.tables[s.name].index_select(s.dim, batch[s.plate]).requires_grad_(True)
                  for s in program.locals}
         log_p, scales = program.log_density(parts, local, batch)
@@ -200,8 +198,7 @@ class _PyroKernel(ScalableStepSizes):
         least at ``T`` times this, so that the first steps are stable (``η G ∇²U <= η``)."""
         program = self._program()
         z = state.z.detach().requires_grad_(True)
-        parts = dict(zip((s.name for s in program.globals),
-                         (p.view(s.shape) for p, s in zip(torch.split(z, program.global_numels), program.globals))))
+        parts = program.global_values(z)
         local = {s.name: state.tables[s.name].index_select(s.dim, batch[s.plate]) for s in program.locals}
         log_p, _ = program.log_density(parts, local, batch)
         (grad,) = torch.autograd.grad(-log_p, (z,), create_graph=True)
@@ -224,8 +221,7 @@ class _PyroKernel(ScalableStepSizes):
         pass over the data)."""
         program = self._program()
         z = z_flat.detach().requires_grad_(True)
-        parts = dict(zip((s.name for s in program.globals),
-                         (p.view(s.shape) for p, s in zip(torch.split(z, program.global_numels), program.globals))))
+        parts = program.global_values(z)
         log_p, _ = program.log_density(parts, {}, batch, chunk)
         (grad,) = torch.autograd.grad(log_p, (z,), allow_unused=True)
         return torch.zeros_like(z) if grad is None else -grad
@@ -307,11 +303,9 @@ class _PyroKernel(ScalableStepSizes):
         program = self._program()
         if name in state.tables:
             return program.constrained(name, state.tables[name]).detach().clone()
-        offset = 0
-        for s, n in zip(program.globals, program.global_numels):
-            if s.name == name:
-                return program.constrained(name, state.z[offset:offset + n].view(s.shape)).detach().clone()
-            offset += n
+        views = program.global_values(state.z)
+        if name in views:
+            return program.constrained(name, views[name]).detach().clone()
         if name in info:
             return info[name]
         raise ValidationError("name", f"unknown site {name!r}; latent sites: {[s.name for s in program.latents]}")
@@ -392,7 +386,7 @@ class SGLD(_PyroKernel):
         if state.dense_chol is None or window_ended:
             m = state.dense / self.temperature
             m = m + torch.diag((self.metric_floor - m.diagonal()).clamp(min=0))  # V >= 1/prior sd²
-            state.dense_chol = _cholesky_with_jitter(m)
+            state.dense_chol = cholesky_with_jitter(m)
 
 
 class pSGLD(_PyroKernel):
@@ -419,32 +413,3 @@ class pSGLD(_PyroKernel):
                 state.unit = float(torch.maximum(state.metric, self.metric_floor).rsqrt().min())
         inv_g = self.preconditioner.update_(state.aux, grad_u)
         self._langevin_(state.z, grad_u, inv_g, float(self.step_size(t)) * state.unit, state.generator)
-
-
-def adaptation_windows(start: int, end: int, first: int = 25) -> frozenset[int]:
-    """The steps at which the warm-up's metric windows end: windows from ``start`` doubling from ``first``
-    steps, the last one stretched to ``end`` (as Stan's slow adaptation windows)."""
-    ends, t, width = [], start, first
-    while t < end:
-        stop = t + width if t + 3 * width <= end else end
-        ends.append(stop)
-        t, width = stop, 2 * width
-    return frozenset(ends)
-
-
-def _cholesky_with_jitter(m: torch.Tensor) -> torch.Tensor:
-    """Cholesky factor of ``m + j I``, ``j`` growing from ``1e-6 mean(diag m)`` until it factorises."""
-    scale = float(m.diagonal().mean().clamp(min=METRIC_FLOOR))
-    eye = torch.eye(m.shape[0], dtype=m.dtype)
-    for jitter in (1e-6, 1e-4, 1e-2, 1.0):
-        chol, info = torch.linalg.cholesky_ex(m + jitter * scale * eye)
-        if not int(info):
-            return chol
-    return torch.diag(m.diagonal().clamp(min=METRIC_FLOOR).sqrt())
-
-
-def stationary_variance_factor(step_size: float) -> float:
-    """The bound ``(1 + η/4)/(1 - η/4)`` on the chain's variance over the posterior's (module docstring)."""
-    if not 0 < step_size < 4:
-        raise ValidationError("step_size", f"must be in (0, 4), got {step_size}")
-    return (1 + step_size / 4) / (1 - step_size / 4)

@@ -262,6 +262,11 @@ class PyroProgram:
             log_p = log_p + scale * jacobian[site.name]
         return log_p, scales
 
+    def global_values(self, z_flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The global sites' unconstrained values as views of the flat vector ``z_flat`` (gradients flow back)."""
+        parts = torch.split(z_flat, self.global_numels)
+        return {s.name: p.view(s.shape) for p, s in zip(parts, self.globals)}
+
     def constrained(self, name: str, z: torch.Tensor) -> torch.Tensor:
         """The value ``T(z)`` of site ``name``."""
         return next(s for s in self.latents if s.name == name).transform(z)
