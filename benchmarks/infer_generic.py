@@ -4,11 +4,13 @@ Parts (``--parts``, comma-separated):
 
 * ``nuts``: Bayesian logistic regression on two digit classes (4 principal components and an intercept,
   :func:`pyrodps.crosscheck.nuts.digits_logistic_regression`), subsampled ``B = N/10``, sampled by
-  ``MCMC(SGLD(model))`` at its defaults, against Pyro's NUTS on the full batch; and a hierarchical
-  binomial model of the 303 school districts of statsmodels' ``star98`` (district effects local and
-  subsampled, ``B = 30``; global mean and a ``HalfCauchy`` scale) against NUTS on the full model.
-  Per coordinate: ``|Δmean| / sd`` and the sd ratio, with the tolerances of
+  ``MCMC(SGLD(model))`` at its defaults, against Pyro's NUTS on the full batch. Per coordinate:
+  ``|Δmean| / sd`` and the sd ratio, with the tolerances of
   :func:`pyrodps.crosscheck.nuts.compare_posteriors` (z times the combined Monte Carlo standard errors).
+* ``hierarchical``: the Seattle temperatures model of ``examples/sgmcmc_hierarchical.py`` (120 days, a local
+  level per day, 12 days per step; a global mean and two ``HalfCauchy`` scales), written centred and with
+  offsets (the same posterior of the globals), each against NUTS on the full centred model, compared as
+  ``nuts`` is.
 * ``door``: the BADS model's Pyro program (:meth:`pyrodps.models.BADSModel.pyro_model`) sampled by the
   generic interface against the BADS kernel, on a small full-batch problem (digits, 60 training points
   with 40 % flipped labels, 20 meta points, a linear network, T = 0.1): per-point weight means, their
@@ -16,12 +18,13 @@ Parts (``--parts``, comma-separated):
 * ``overhead``: one step of the generic interface on the BADS program against one step of the fused BADS
   kernel, on the default digits MLP (batch 128), interleaved, and where the generic step's time goes.
 
-    OMP_NUM_THREADS=1 python benchmarks/infer_generic.py [--parts nuts,door,overhead] [--out benchmarks/results/infer_generic.json]
+    OMP_NUM_THREADS=1 python benchmarks/infer_generic.py [--parts nuts,hierarchical,door,overhead] [--out benchmarks/results/infer_generic.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -35,7 +38,7 @@ from pyrodps.app.runner import machine_description
 from pyrodps.io import write_json
 
 
-def door(steps: int = 20_000, seed: int = 0) -> dict:
+def door(steps: int = 60_000, seed: int = 0) -> dict:
     """Weight means of the BADS kernel and of the generic SGLD on the same model, full batch."""
     import xarray as xr
     from pyro.infer.autoguide.initialization import init_to_value
@@ -96,7 +99,7 @@ def _compare(sgld_draws: np.ndarray, nuts_draws: np.ndarray, names: list[str]) -
             "sd_within_20pct": bool((np.abs(c["sd_ratio"] - 1) <= 0.2).all())}
 
 
-def nuts(samples: int = 10_000, warmup: int = 2000, seed: int = 0) -> dict:
+def nuts(samples: int = 40_000, warmup: int = 2000, seed: int = 0) -> dict:
     """SGLD on the subsampled logistic regression against NUTS on the full batch (module docstring)."""
     import pyro
     import pyro.distributions as dist
@@ -127,9 +130,10 @@ def nuts(samples: int = 10_000, warmup: int = 2000, seed: int = 0) -> dict:
     return out
 
 
-def hierarchical(samples: int = 20_000, warmup: int = 10_000, seed: int = 0) -> dict:
+def hierarchical(samples: int = 60_000, warmup: int = 15_000, seed: int = 0) -> dict:
     """The hierarchical model of ``examples/sgmcmc_hierarchical.py`` on 120 days (12 per step) against
-    NUTS on the full model, on the global sites."""
+    NUTS on the full (centred) model, on the global sites; written centred (the example's ``model``) and
+    with offsets (``offset_model``: the same posterior of the globals)."""
     import pyro
     from pyro.infer import MCMC as PyroMCMC
     from pyro.infer import NUTS
@@ -137,15 +141,10 @@ def hierarchical(samples: int = 20_000, warmup: int = 10_000, seed: int = 0) -> 
     from pyrodps.infer import MCMC, SGLD
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-    from sgmcmc_hierarchical import data, model
+    from sgmcmc_hierarchical import data, model, offset_model
 
+    names = ["mu", "tau", "sigma"]
     temps = data()[:120]
-    t0 = time.perf_counter()
-    mcmc = MCMC(SGLD(model), num_samples=samples, warmup_steps=warmup, num_chains=2, seed=seed,
-                progress=False).run(temps, 12)
-    t_sgld = time.perf_counter() - t0
-    draws = mcmc.get_samples(group_by_chain=True)
-    sgld = np.stack([draws[k].double().numpy() for k in ("mu", "tau", "sigma")], -1)
     runs = []
     t0 = time.perf_counter()
     for chain in range(2):
@@ -153,11 +152,20 @@ def hierarchical(samples: int = 20_000, warmup: int = 10_000, seed: int = 0) -> 
         full = PyroMCMC(NUTS(model), num_samples=1000, warmup_steps=300, disable_progbar=True)
         full.run(temps, temps.shape[0])
         s = full.get_samples()
-        runs.append(np.stack([s[k].double().numpy() for k in ("mu", "tau", "sigma")], -1))
+        runs.append(np.stack([s[k].double().numpy() for k in names], -1))
     t_nuts = time.perf_counter() - t0
-    return {"days": int(temps.shape[0]), "days_per_step": 12, "sgld_seconds": t_sgld, "sgld_steps": warmup + samples,
-            "nuts_seconds": t_nuts, **_compare(sgld, np.stack(runs), ["mu", "tau", "sigma"]),
-            "sgld_mean": sgld.reshape(-1, 3).mean(0).tolist(), "nuts_mean": np.stack(runs).reshape(-1, 3).mean(0).tolist()}
+    nuts_draws = np.stack(runs)
+    out = {"days": int(temps.shape[0]), "days_per_step": 12, "sgld_steps": warmup + samples, "nuts_seconds": t_nuts,
+           "nuts_mean": nuts_draws.reshape(-1, 3).mean(0).tolist()}
+    for form, fn in (("centred", model), ("offset", offset_model)):
+        t0 = time.perf_counter()
+        mcmc = MCMC(SGLD(fn), num_samples=samples, warmup_steps=warmup, num_chains=2, seed=seed,
+                    progress=False).run(temps, 12)
+        draws = mcmc.get_samples(group_by_chain=True)
+        sgld = np.stack([draws[k].double().numpy() for k in names], -1)
+        out[form] = {"sgld_seconds": time.perf_counter() - t0, "nuts_seconds": t_nuts, **_compare(sgld, nuts_draws, names),
+                     "sgld_mean": sgld.reshape(-1, 3).mean(0).tolist()}
+    return out
 
 
 class _Stepper:
@@ -223,13 +231,19 @@ def main() -> None:
     ap.add_argument("--parts", default="nuts,hierarchical,door,overhead")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/infer_generic.json"))
     args = ap.parse_args()
-    out = {"benchmark": "infer_generic", "machine": machine_description()}
+    # the parts not run keep their last results
+    out = json.loads(args.out.read_text()) if args.out.exists() else {}
+    out.update({"benchmark": "infer_generic", "machine": machine_description()})
     parts = args.parts.split(",")
     if "nuts" in parts or "hierarchical" in parts:
-        n = out["nuts"] = nuts() if "nuts" in parts else {}
+        n = out.setdefault("nuts", {})
+        if "nuts" in parts:
+            n.update(nuts())
         if "hierarchical" in parts:
             n["hierarchical"] = hierarchical()
-        for name, r in n.items():
+        for name, r in [(k, v) for k, v in n.items() if k != "hierarchical"] + [
+                (f"hierarchical ({form})", n["hierarchical"][form]) for form in ("centred", "offset")
+                if "hierarchical" in n]:
             print(f"{name}: |Δmean|/sd {np.round(r['mean_error_sd'], 3).tolist()} (tolerance "
                   f"{np.round(r['mean_tolerance_sd'], 3).tolist()}), sd ratio {np.round(r['sd_ratio'], 3).tolist()}; "
                   f"within 0.1 sd: {r['within_0.1_sd']}, sds within 20 %: {r['sd_within_20pct']}; "

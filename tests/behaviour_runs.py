@@ -2,8 +2,8 @@
 
 Every method on two scenarios (digits: MLP; MNIST-1D: CNN), and the BADS variants: SGLD and pSGLD,
 the companion estimator, the weight network, Beta and truncated-Gaussian weight priors, the Langevin
-weight block, 2 chains. :func:`run_all` gives ``{name: array}``; ``tests/golden/behaviour.npz`` holds
-the arrays recorded before the restructuring (issue #12) and ``tests/test_behaviour_preserved.py``
+weight block, 2 chains. :func:`run_all` gives ``{name: array}``; ``tests/golden/behaviour-<vendor>.npz``
+hold the arrays recorded before the restructuring (issue #12) and ``tests/test_behaviour_preserved.py``
 checks them with ``np.array_equal``. Every run takes ``STEPS`` steps (also ``bads-v0.1``, whose
 preset would run 3,000). The list runs on both layouts, so the golden file can be recorded by the code
 before the restructuring (``git worktree add /tmp/base 25b09f1``, copy this file into its ``tests/``,
@@ -17,6 +17,12 @@ of 40 steps amplifies a last-bit difference. The runs are therefore made (and re
 process with those paths pinned (:data:`PINNED_ENV`: ATen's portable kernels, MKL's conditional
 numerical reproducibility mode ``COMPATIBLE``, oneDNN limited to SSE4.1, one thread), which
 :func:`run_pinned` does; the library itself is not pinned.
+
+Pinned, an Intel Xeon still gives other last bits than the AMD EPYC the first golden was recorded on
+(88 of the arrays differ, at the code of both recordings). So there is one golden per CPU vendor,
+``tests/golden/behaviour-<vendor>.npz``, each recorded by the same code; a run must reproduce one of
+them bit for bit. ``--record`` writes this CPU's; re-record the others' on their machines, or, where
+none is at hand, record only after checking that the change leaves this CPU's golden unchanged.
 """
 
 from __future__ import annotations
@@ -32,7 +38,23 @@ import torch
 
 PINNED_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41",
               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-GOLDEN = Path(__file__).parent / "golden" / "behaviour.npz"
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id (``GenuineIntel``, ``AuthenticAMD``; ``unknown`` where /proc/cpuinfo says none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def golden_files() -> list[Path]:
+    """The recorded goldens, one per CPU vendor they were recorded on (``behaviour-<vendor>.npz``)."""
+    return sorted(GOLDEN_DIR.glob("behaviour-*.npz"))
 SCENARIOS = {"digits": ("digits-label-noise", {}), "mnist1d": ("mnist1d-label-noise", {"num_samples": 600})}
 METHODS = ("bads", "bads-companion", "bads-weightnet", "bads-no-meta", "bads-v0.1", "l2rw", "mwn", "mixing",
            "meta-only", "dup-meta", "oracle", "random-select")
@@ -121,9 +143,10 @@ if __name__ == "__main__":
     if "--out" in sys.argv:  # the child of run_pinned
         np.savez(sys.argv[sys.argv.index("--out") + 1], **run_all())
     elif "--record" in sys.argv:
-        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN_DIR.mkdir(exist_ok=True)
+        golden = GOLDEN_DIR / f"behaviour-{cpu_vendor()}.npz"
         arrays = run_pinned()
-        np.savez_compressed(GOLDEN, **arrays)
-        print(f"recorded {len(arrays)} arrays in {GOLDEN}")
+        np.savez_compressed(golden, **arrays)
+        print(f"recorded {len(arrays)} arrays in {golden}")
     else:
         sys.exit("usage: python -m tests.behaviour_runs --record")

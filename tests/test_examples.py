@@ -24,7 +24,7 @@ def test_hierarchical_example_runs():
 
     mcmc = example.main(["--samples", "30", "--warmup", "40", "--chains", "1"])
     samples = mcmc.get_samples()
-    assert samples["alpha"].shape == (30, 364) and (samples["tau"] > 0).all()
+    assert samples["level"].shape == (30, 364) and (samples["tau"] > 0).all()
 
 
 def test_bnn_example_runs():

@@ -55,12 +55,14 @@ def test_a_step_moves_only_the_subsample_of_a_local_table():
     kernel = SGLD(hierarchical)
     kernel.setup((torch.randn(30), 6), {}, warmup_steps=10)
     state = kernel.init(0)
-    before = state.tables["theta"].clone()
     batch = {"groups": torch.tensor([0, 5, 9, 12, 20, 28])}
-    state, info = kernel.step(state, batch)
-    changed = torch.nonzero(state.tables["theta"] != before).flatten()
-    assert changed.tolist() == batch["groups"].tolist()
-    assert torch.isfinite(info["energy"])
+    for t in (kernel.mode_steps - 1, kernel.mode_steps):  # an Rprop step of the mode phase, a Langevin step
+        state.step = t
+        before = state.tables["theta"].clone()
+        state, info = kernel.step(state, batch)
+        changed = torch.nonzero(state.tables["theta"] != before).flatten()
+        assert changed.tolist() == batch["groups"].tolist()
+        assert torch.isfinite(info["energy"])
 
 
 def test_discrete_latents_and_failing_models_are_named():
@@ -183,3 +185,55 @@ def test_a_pass_of_chunks_adds_up_to_the_full_data_log_joint():
     total = sum(program.log_density({"beta": beta}, {}, batch, chunk)[0] for batch, chunk in program.full_data_chunks())
     full = dist.Normal(0.0, 1.0).log_prob(beta).sum() + dist.Normal(x @ beta, 1.0).log_prob(y).sum()
     torch.testing.assert_close(total, full)
+
+
+def test_the_log_joint_messenger_equals_the_traces_log_prob_sum():
+    """:class:`LogJoint` sums as the model runs what ``trace.log_prob_sum()`` sums: scales, masks,
+    factors, nested plates; deterministic and subsample sites add nothing."""
+    from pyro import poutine
+
+    from pyrodps.infer.program import LogJoint
+
+    y = torch.randn(8, 3)
+
+    def model():
+        mu = pyro.sample("mu", dist.Normal(0.0, 2.0))
+        with pyro.plate("rows", 8, subsample=torch.tensor([1, 4, 6]), dim=-2) as idx:
+            with pyro.plate("cols", 3, dim=-1), poutine.mask(mask=torch.tensor([True, False, True])):
+                pyro.sample("y", dist.Normal(mu, 1.0), obs=y[idx])
+            pyro.factor("bonus", torch.full((3, 1), 0.25))
+            pyro.deterministic("twice", 2 * mu)
+        with poutine.scale(scale=0.5):
+            pyro.sample("z", dist.Gamma(2.0, 1.0), obs=torch.tensor(1.5))
+
+    conditioned = poutine.condition(model, data={"mu": torch.tensor(0.4)})
+    joint = LogJoint(record=("mu",))
+    joint(conditioned)()
+    torch.testing.assert_close(joint.total, poutine.trace(conditioned).get_trace().log_prob_sum())
+    assert joint.scales == {"mu": 1.0}
+
+
+def test_the_first_log_density_runs_with_pyros_validation_and_later_ones_without():
+    def model(scale):
+        pyro.sample("m", dist.Normal(0.0, 1.0))
+        pyro.sample("y", dist.Normal(0.0, scale), obs=torch.tensor(0.0))
+
+    program = PyroProgram(model, (torch.tensor(1.0),))
+    program.args = (torch.tensor(-1.0),)  # an invalid scale: Pyro's validation refuses it
+    with pytest.raises(PieceError, match="Pyro model"):
+        program.log_density({"m": torch.tensor(0.0)}, {}, {})
+    program.checked = True
+    log_p, _ = program.log_density({"m": torch.tensor(0.0)}, {}, {})  # not checked again: NaN, no error
+    assert torch.isnan(log_p)
+
+
+def test_locals_far_from_their_initial_values_reach_their_conditionals_in_the_warm_up():
+    """The warm-up's mode-finding phase moves the locals too: group means 40 away from ``init_to_uniform``'s
+    ``[-2, 2]`` sit within a few of their (unit) posterior sds of their data after it (with Langevin
+    steps from the start, ``G = 1/E[g²]`` far from the mode crawls, ``g`` being large there)."""
+    pyro.set_rng_seed(0)
+    y = 40.0 + torch.randn(40)
+    mcmc = MCMC(SGLD(hierarchical), num_samples=200, warmup_steps=2000, seed=0, progress=False).run(y, 8)
+    theta = mcmc.get_samples()["theta"].mean(0)
+    assert (theta - y).abs().max() < 3.0
+    assert abs(float(mcmc.get_samples()["mu"].mean()) - float(y.mean())) < 3.0

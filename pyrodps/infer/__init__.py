@@ -17,12 +17,13 @@ scale the minibatch terms by ``N / B``::
 
 * :mod:`.program`: a Pyro model read as a minibatch potential in unconstrained coordinates (global and
   local latents, Jacobians, discrete sites refused);
-* :mod:`.kernels`: :class:`SGLD` (a diagonal metric adapted in the warm-up) and :class:`pSGLD`;
+* :mod:`.kernels`: what the kernels share (the step, the local block, the warm-up's phases);
+* :mod:`.sgld`: :class:`SGLD` (a metric adapted in the warm-up) and :class:`pSGLD`;
 * :mod:`.mcmc`: :class:`MCMC` (``run``, ``get_samples``, ``summary``, ``diagnostics``, ``to_arviz``).
 """
 
-from pyrodps.infer.kernels import SGLD, pSGLD
 from pyrodps.infer.mcmc import MCMC
 from pyrodps.infer.program import PyroProgram
+from pyrodps.infer.sgld import SGLD, pSGLD
 
 __all__ = ["MCMC", "SGLD", "PyroProgram", "pSGLD"]

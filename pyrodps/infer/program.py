@@ -23,16 +23,22 @@ plate), an unbiased estimate of the full log joint in the global coordinates. Fo
 every term that holds it is scaled by its plate's ``N / B``; dividing its gradient by that scale gives
 the gradient of its **exact conditional** ``log p(z_i | z_g, data)`` (the terms of point ``i`` only),
 which is what the local block steps on (as the BADS kernel does for its weight table).
+
+Each step runs the conditioned model once under :class:`LogJoint`, which sums the scaled log densities
+as the sites are met (``trace.log_prob_sum()`` without building the trace), and, after the first call,
+without Pyro's validation (argument, support and NaN checks: about a third of a small model's step).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyro
 import torch
 from pyro import poutine
+from pyro.distributions.util import scale_and_mask
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.util import site_is_subsample
 from torch.distributions import biject_to
@@ -65,6 +71,41 @@ class LatentSite:
     @property
     def is_local(self) -> bool:
         return self.plate is not None
+
+    @property
+    def is_identity(self) -> bool:
+        """Whether ``T`` is the identity (a real support): no transform to apply and no Jacobian."""
+        return _is_identity(self.transform)
+
+
+def _is_identity(transform: torch.distributions.Transform) -> bool:
+    if isinstance(transform, torch.distributions.transforms.IndependentTransform):
+        return _is_identity(transform.base_transform)
+    if isinstance(transform, torch.distributions.transforms.ComposeTransform):
+        return all(_is_identity(part) for part in transform.parts)
+    return transform is torch.distributions.transforms.identity_transform
+
+
+class LogJoint(Messenger):
+    """The log joint of one run of a (conditioned) model, summed as the model runs: ``Σ scale · mask ·
+    log p`` over its sample sites, which is ``poutine.trace(...).get_trace(...).log_prob_sum()`` without
+    building the trace (deterministic sites, whose masked density is 0, and subsample sites are
+    skipped). ``scales``: the scale of each site named in ``record``."""
+
+    def __init__(self, record: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self.record = frozenset(record)
+        self.total: torch.Tensor | float = 0.0
+        self.scales: dict[str, float] = {}
+
+    def _postprocess_message(self, msg: dict) -> None:
+        if msg["type"] != "sample" or site_is_subsample(msg) or msg["infer"].get("_deterministic"):
+            return
+        log_p = msg["fn"].log_prob(msg["value"], *msg["args"], **msg["kwargs"])
+        self.total = self.total + scale_and_mask(log_p, msg["scale"], msg["mask"]).sum()
+        if msg["name"] in self.record:
+            scale = msg["scale"]
+            self.scales[msg["name"]] = float(scale) if not isinstance(scale, torch.Tensor) else float(scale.item())
 
 
 class PlateChunk(Messenger):
@@ -129,10 +170,16 @@ class PyroProgram:
         self.locals = tuple(s for s in self.latents if s.is_local)
         self.global_numels = tuple(s.shape.numel() for s in self.globals)
         self.prototype = trace
+        self.latent_names = tuple(s.name for s in self.latents)
+        self.checked = False  # whether log_density has run once (with Pyro's validation)
 
-    def _run(self, traced: poutine.TraceMessenger) -> poutine.Trace:
-        with blame("Pyro model", self.model, getattr(self.model, "__name__", "__call__")):  # a failure names the model
-            return traced.get_trace(*self.args, **self.kwargs)
+    def _run(self, handled: Callable) -> poutine.Trace | None:
+        """Run the model under handlers ``handled`` (a trace handler: its trace); a failure names the model."""
+        with blame("Pyro model", self.model, getattr(self.model, "__name__", "__call__")):
+            if isinstance(handled, poutine.trace_messenger.TraceHandler):
+                return handled.get_trace(*self.args, **self.kwargs)
+            handled(*self.args, **self.kwargs)
+            return None
 
     @staticmethod
     def _latent(name: str, site: dict, subsampled: dict[str, SubsampledPlate]) -> LatentSite:
@@ -244,23 +291,31 @@ class PyroProgram:
                     chunk: PlateChunk | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """``log p̂`` of the module docstring at global values ``z_global`` and the subsample's local values
         ``z_local`` (unconstrained), and each local site's scale (to turn its gradient into its
-        conditional's). ``chunk``: weigh the sites as one chunk of :meth:`full_data_chunks`."""
-        values, jacobian = {}, {}
+        conditional's). ``chunk``: weigh the sites as one chunk of :meth:`full_data_chunks`.
+
+        The first call runs with Pyro's validation as the user set it (distribution arguments, supports,
+        NaN/inf warnings); later calls, with the model already checked, run without it (it costs about a
+        third of a small model's step)."""
+        values, jacobians = {}, []
         for site in self.latents:
             z = z_global[site.name] if not site.is_local else z_local[site.name]
+            if site.is_identity:
+                values[site.name] = z
+                continue
             x = site.transform(z)
             values[site.name] = x
-            jacobian[site.name] = site.transform.log_abs_det_jacobian(z, x).sum()
+            jacobians.append((site.name, site.transform.log_abs_det_jacobian(z, x).sum()))
         model = poutine.condition(self.model, data={**subsample, **values})
-        trace = self._run(poutine.trace(model if chunk is None else chunk(model)))
-        log_p = trace.log_prob_sum()
-        scales = {}
-        for site in self.latents:
-            scale = trace.nodes[site.name]["scale"]
-            scale = float(scale) if not isinstance(scale, torch.Tensor) else float(scale.item())
-            scales[site.name] = scale
-            log_p = log_p + scale * jacobian[site.name]
-        return log_p, scales
+        joint = LogJoint(record=self.latent_names)
+        with pyro.validation_enabled(False) if self.checked else contextlib.nullcontext():
+            self._run(joint(model if chunk is None else chunk(model)))
+        self.checked = True
+        log_p = joint.total
+        if not isinstance(log_p, torch.Tensor):
+            raise ValidationError("model", "has no density term: no sample site outside a subsample")
+        for name, jacobian in jacobians:
+            log_p = log_p + joint.scales[name] * jacobian
+        return log_p, joint.scales
 
     def global_values(self, z_flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """The global sites' unconstrained values as views of the flat vector ``z_flat`` (gradients flow back)."""

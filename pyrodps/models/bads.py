@@ -155,7 +155,8 @@ class BADSModel:
 
         Given the whole :class:`~pyrodps.models.data.SelectionData` and ``subsample_sizes = (B, B_m)``
         instead of a batch, the plates are ``pyro.plate(..., subsample_size=B)``: Pyro (or the generic
-        SG-MCMC of :mod:`pyrodps.infer`) chooses the subsamples, and the program is otherwise the same."""
+        SG-MCMC of :mod:`pyrodps.infer`) chooses the subsamples, and the program is otherwise the same.
+        With ``joint_forward`` the network runs once over both subsamples, as the fast paths run it."""
         theta = pyro.sample("theta", self.theta_prior.distribution(self.layout))
         params = self.layout.unflatten(theta)
         wn = None if weights_as_table else self.weight_net
@@ -163,11 +164,21 @@ class BADSModel:
         full = isinstance(batch, SelectionData)
         if full and subsample_sizes is None:
             raise ValidationError("subsample_sizes", "give (batch_size, meta_batch_size) with the whole data set")
-        with (pyro.plate("train", self.num_train, subsample_size=subsample_sizes[0]) if full
-              else pyro.plate("train", self.num_train, subsample=batch.idx_train)) as idx_train:
+        # the plates draw (or take) their subsamples as they are built
+        train = (pyro.plate("train", self.num_train, subsample_size=subsample_sizes[0]) if full
+                 else pyro.plate("train", self.num_train, subsample=batch.idx_train))
+        meta = (pyro.plate("meta", self.num_meta, subsample_size=subsample_sizes[1]) if full
+                else pyro.plate("meta", self.num_meta, subsample=batch.idx_meta))
+        with train as idx_train:
             x_t, y_t = (batch.x_train[idx_train], batch.y_train[idx_train]) if full else (batch.x_train, batch.y_train)
-            out = functional_call(self.net, params, (x_t,))
-            nll = -self.likelihood.distribution(out).log_prob(y_t)
+        with meta as idx_meta:
+            x_m, y_m = (batch.x_meta[idx_meta], batch.y_meta[idx_meta]) if full else (batch.x_meta, batch.y_meta)
+        if self.joint_forward:  # one pass over both subsamples, as the fast paths run it
+            out_t, out_m = functional_call(self.net, params, (torch.cat((x_t, x_m)),)).split([len(x_t), len(x_m)])
+        else:
+            out_t, out_m = functional_call(self.net, params, (x_t,)), functional_call(self.net, params, (x_m,))
+        with train:
+            nll = -self.likelihood.distribution(out_t).log_prob(y_t)
             pyro.deterministic("train_nll", nll.detach())
             deviance = nll - self.reference_nll(y_t)
             u = pyro.sample("u", self.weight_prior.u_distribution()) if wn is None or self.product else None
@@ -182,10 +193,7 @@ class BADSModel:
                     pyro.factor("weight_prior", self.weight_prior.log_prob_u(u_net))
                     w = torch.sigmoid(u_net)
             pyro.factor("train_loss", -self.rho_theta * w * deviance)
-        with (pyro.plate("meta", self.num_meta, subsample_size=subsample_sizes[1]) if full
-              else pyro.plate("meta", self.num_meta, subsample=batch.idx_meta)) as idx_meta:
-            x_m, y_m = (batch.x_meta[idx_meta], batch.y_meta[idx_meta]) if full else (batch.x_meta, batch.y_meta)
-            out_m = functional_call(self.net, params, (x_m,))
+        with meta:
             lik_m = self.likelihood.distribution(out_m)
             with poutine.scale(scale=self.rho_meta):
                 pyro.sample("y_meta", lik_m, obs=y_m)

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from torch.distributions import constraints
 
 from pyrodps.errors import check_fraction, check_positive
+from pyrodps.models.logit_density import UnconstrainedWeight, generic_log_prob_u
+from pyrodps.models.zero_mean_normal import ZeroMeanNormal
 from pyrodps.plugins import build
 
 if TYPE_CHECKING:
@@ -68,7 +70,7 @@ class IsotropicGaussian(ThetaPrior):
         self.scale = check_positive("theta_prior_scale", scale)
 
     def distribution(self, layout: ParamLayout) -> dist.Distribution:
-        return dist.Normal(0.0, self.scale).expand([layout.size]).to_event(1)
+        return ZeroMeanNormal(self.scale, layout.size)  # Normal(0, s).expand([P]).to_event(1), in closed form
 
     def log_prob(self, theta: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
         const = theta.numel() * (math.log(self.scale) + 0.5 * math.log(2 * math.pi))
@@ -123,7 +125,7 @@ class FanInGaussian(ThetaPrior):
         return self._cache[1], self._cache[2]
 
     def distribution(self, layout: ParamLayout) -> dist.Distribution:
-        return dist.Normal(0.0, self.scales(layout).to(torch.get_default_dtype())).to_event(1)
+        return ZeroMeanNormal(self.scales(layout).to(torch.get_default_dtype()), layout.size)
 
     def log_prob(self, theta: torch.Tensor, layout: ParamLayout) -> torch.Tensor:
         precision, const = self._precision(layout, theta)
@@ -184,91 +186,6 @@ def make_theta_prior(spec: str | type[ThetaPrior], *, rho_theta: float, num_trai
 
 
 # ----------------------------------------------------------------------------- weight priors
-# The generic path evaluates p_w directly for u in [-100, 20] at most (where float64 holds w and 1 - w
-# well) and as a power law beyond; MARGIN steps are kept from where it stops being finite.
-_PROBE_LOW, _PROBE_HIGH, _MARGIN = 100, 20, 2
-
-
-def generic_log_prob_u(distribution: dist.Distribution, u: torch.Tensor) -> torch.Tensor:
-    """``log p_u(u) = log p_w(sigmoid(u)) + log sigmoid(u) + log sigmoid(-u)`` for any ``p_w`` on
-    ``(0, 1)``, finite for all finite ``u``; elementwise, differentiable, in ``u``'s dtype.
-
-    A float32 ``sigmoid(u)`` rounds to 1 for ``u > 17``, and ``log p_w`` underflows inside
-    ``distribution.log_prob`` long before ``w`` rounds to 0 (torch's float32 Kumaraswamy is ``-inf``
-    below ``w = 1e-4``, ``u = -9``): that is where BADS drives bad points. So:
-
-    * everything is evaluated in float64, the Jacobian as ``log sigmoid(±u)``;
-    * ``log p_w`` is evaluated directly on ``[u_lo, u_hi]``: the run of integer ``u`` in ``[-100, 20]``
-      around 0 where it is finite, less two steps at an end where it stops being finite (float64
-      holds ``w`` to 16 digits at any size, ``1 - w`` only to ``1.1e-16`` absolute: at ``u = 20``,
-      ``1 - w = 2e-9`` carries a relative error of 5e-8);
-    * beyond ``u_lo`` it continues as a power law in ``w``, beyond ``u_hi`` as one in ``1 - w``:
-      ``log p_w(w) = log p_w(w_hi) + s_hi (log(1 - w) - log(1 - w_hi))``, the exponent ``s`` the slope
-      between the two outermost integer ``u``. Beta and Kumaraswamy behave so at the ends up to terms
-      of order ``(1 - w_hi)`` (Kumaraswamy: ``w_lo^a``), so the tails are accurate to about 1e-6 over
-      ``[-100, 80]`` for ordinary parameters (a Kumaraswamy ``a = 0.5``: 1e-5).
-
-    A density not finite at ``w = 1/2`` is evaluated directly everywhere (no tails).
-    """
-    u64 = u.to(torch.float64)
-    jacobian = F.logsigmoid(u64) + F.logsigmoid(-u64)
-    probe = torch.arange(-_PROBE_LOW, _PROBE_HIGH + 1, dtype=torch.float64, device=u.device)
-    with torch.no_grad():
-        lp = distribution.log_prob(torch.sigmoid(probe)).to(torch.float64).expand(probe.shape)
-    finite = torch.isfinite(lp).tolist()
-    mid, last = _PROBE_LOW, _PROBE_LOW + _PROBE_HIGH
-    if not finite[mid]:
-        return (distribution.log_prob(torch.sigmoid(u64)) + jacobian).to(u.dtype)
-    lo = hi = mid
-    while lo > 0 and finite[lo - 1]:
-        lo -= 1
-    while hi < last and finite[hi + 1]:
-        hi += 1
-    if lo > 0:
-        lo += _MARGIN
-    if hi < last:
-        hi -= _MARGIN
-    low_tail, high_tail = lo < mid, hi > mid
-    u_lo = float(probe[lo]) if low_tail else -math.inf
-    u_hi = float(probe[hi]) if high_tail else math.inf
-    value = distribution.log_prob(torch.sigmoid(u64.clamp(u_lo, u_hi))).to(torch.float64)
-    if low_tail:  # log p_w = c + s log w
-        lw = F.logsigmoid(probe[lo : lo + 2])
-        slope = (lp[lo + 1] - lp[lo]) / (lw[1] - lw[0])
-        value = torch.where(u64 < u_lo, lp[lo] + slope * (F.logsigmoid(u64) - lw[0]), value)
-    if high_tail:  # log p_w = c + s log(1 - w)
-        l1w = F.logsigmoid(-probe[hi - 1 : hi + 1])
-        slope = (lp[hi - 1] - lp[hi]) / (l1w[0] - l1w[1])
-        value = torch.where(u64 > u_hi, lp[hi] + slope * (F.logsigmoid(-u64) - l1w[1]), value)
-    return (value + jacobian).to(u.dtype)
-
-
-class UnconstrainedWeight(dist.TorchDistribution):
-    """The distribution of ``u = logit(w)`` for ``w ~ base`` on ``(0, 1)``: Pyro's pushforward
-    ``TransformedDistribution(base, [SigmoidTransform().inv])``, with the density of
-    :func:`generic_log_prob_u` (finite where the float32 pushforward is ``-inf`` or NaN)."""
-
-    arg_constraints: ClassVar[dict] = {}
-    support = constraints.real
-    has_rsample = False
-
-    def __init__(self, base: dist.Distribution, validate_args: bool | None = None) -> None:
-        self.base = base
-        super().__init__(batch_shape=base.batch_shape, event_shape=torch.Size(), validate_args=validate_args)
-
-    def expand(self, batch_shape, _instance=None):
-        return dist.ExpandedDistribution(self, batch_shape)
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        return generic_log_prob_u(self.base, value)
-
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> torch.Tensor:  # noqa: B008 (torch's signature)
-        with torch.no_grad():
-            w = self.base.sample(sample_shape).to(torch.float64)
-            eps = torch.finfo(torch.float64).eps
-            return torch.logit(w.clamp(eps, 1.0 - eps)).to(torch.get_default_dtype())
-
-
 class WeightPrior(ABC):
     """A prior ``p(w)`` on one instance weight ``w ∈ (0, 1)``.
 
@@ -295,8 +212,12 @@ class WeightPrior(ABC):
     def u_distribution(self) -> dist.Distribution:
         """The distribution of ``u = logit(w)``: ``p(w)`` pushed through the inverse sigmoid, its density
         from :meth:`distribution` by :func:`generic_log_prob_u` (not from a closed-form
-        :meth:`log_prob_u`, so the Pyro model checks the closed form)."""
-        return UnconstrainedWeight(self.distribution())
+        :meth:`log_prob_u`, so the Pyro model checks the closed form). Built once per prior (it keeps
+        the probe of ``p_w``'s tails): a prior's parameters are fixed once it is in use."""
+        cached = self.__dict__.get("_u_distribution")
+        if cached is None:
+            cached = self._u_distribution = UnconstrainedWeight(self.distribution())
+        return cached
 
     def sample_u(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
         """Draw ``u`` from the prior, reproducibly from ``generator``: by inverse CDF where the prior
