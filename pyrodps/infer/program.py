@@ -26,7 +26,7 @@ which is what the local block steps on (as the BADS kernel does for its weight t
 
 Each step runs the conditioned model once under :class:`LogJoint`, which sums the scaled log densities
 as the sites are met (``trace.log_prob_sum()`` without building the trace), and, after the first call,
-without Pyro's validation (argument, support and NaN checks: about a third of a small model's step).
+without Pyro's validation (argument, support and NaN checks: 1.1 of 4.9 ms per step on the digits MLP).
 """
 
 from __future__ import annotations
@@ -294,8 +294,8 @@ class PyroProgram:
         conditional's). ``chunk``: weigh the sites as one chunk of :meth:`full_data_chunks`.
 
         The first call runs with Pyro's validation as the user set it (distribution arguments, supports,
-        NaN/inf warnings); later calls, with the model already checked, run without it (it costs about a
-        third of a small model's step)."""
+        NaN/inf warnings); later calls, with the model already checked, run without it (it cost 1.1 of
+        4.9 ms per step on the digits MLP)."""
         values, jacobians = {}, []
         for site in self.latents:
             z = z_global[site.name] if not site.is_local else z_local[site.name]
