@@ -240,6 +240,8 @@ def main() -> None:
     out = json.loads(args.out.read_text()) if args.out.exists() else {}
     out.update({"benchmark": "infer_generic", "machine": machine_description()})
     parts = args.parts.split(",")
+    if not set(args.hierarchical_forms.split(",")) <= {"centred", "offset"}:
+        ap.error(f"--hierarchical-forms: 'centred', 'offset' or both, got {args.hierarchical_forms!r}")
     if "nuts" in parts or "hierarchical" in parts:
         n = out.setdefault("nuts", {})
         if "nuts" in parts:

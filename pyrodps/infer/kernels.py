@@ -174,6 +174,8 @@ class _PyroKernel(ScalableStepSizes):
                 state.metric_bound = None
             for name, c in local_curvature.items():
                 state.local_metric[name] = self.temperature * c
+            state.local_mode_step.clear()  # the locals' Rprop state is done with: free its tables
+            state.local_mode_sign.clear()
         z = state.z.detach().requires_grad_(True)
         parts = program.global_values(z)
         local = {s.name: state.tables[s.name].index_select(s.dim, batch[s.plate]).requires_grad_(True)
