@@ -78,8 +78,7 @@ from pyrodps.app.runner import machine_description
 from pyrodps.bads import BADSConfig
 from pyrodps.bads.build import assemble
 from pyrodps.bads.config import PRESETS
-from pyrodps.baselines.blo import BLOBatch
-from pyrodps.baselines.l2rw import l2rw_meta_gradient, normalised_positive_part
+from pyrodps.baselines.l2rw import l2rw_step
 from pyrodps.baselines.sgd import sgd_step
 from pyrodps.io import write_json
 from pyrodps.models import MinibatchStream, SelectionData
@@ -209,18 +208,14 @@ class PlainStepper(Stepper):
 
 
 class L2RWStepper(Stepper):
-    """:func:`l2rw_meta_gradient` over the sampled parameters, then momentum SGD on the weighted loss."""
+    """:func:`~pyrodps.baselines.l2rw.l2rw_step` (its meta-gradient over the trained parameters), momentum SGD."""
 
     def __init__(self, s: Sizes, subset: str, data: SelectionData, seed: int = 0) -> None:
         super().__init__(s, subset, data, seed)
         self.opt = torch.optim.SGD(self.sampled(), lr=1e-3, momentum=0.9)
 
     def _step(self, b: Batch) -> None:
-        params = {n: p.detach() for n, p in self.net.named_parameters() if p.requires_grad}
-        u = l2rw_meta_gradient(self.net, params, BLOBatch(b.x_train, b.y_train, b.x_meta, b.y_meta),
-                               likelihood=self.likelihood)
-        w = normalised_positive_part(u)
-        sgd_step(self.net, self.opt, (w * self.likelihood.nll(self.net(b.x_train), b.y_train)).sum())
+        l2rw_step(self.net, self.opt, b.x_train, b.y_train, b.x_meta, b.y_meta, likelihood=self.likelihood)
 
 
 def make_stepper(method: str, s: Sizes, subset: str, data: SelectionData, seed: int = 0) -> Stepper:

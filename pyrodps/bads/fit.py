@@ -27,13 +27,12 @@ from pyrodps.bads.kernel import BADSState
 from pyrodps.bads.observers import (
     PredictiveRecorder,
     WeightStatistics,
-    primary_score,
     train_nll,
     train_prediction,
 )
 from pyrodps.bads.sequence_predictive import SequencePredictiveRecorder
 from pyrodps.bads.source_trace import source_observers
-from pyrodps.diagnostics.metrics import selection_auroc
+from pyrodps.diagnostics.metrics import selection_auroc, trace_score
 from pyrodps.diagnostics.posterior import PosteriorTracker, tracked_point_indices
 from pyrodps.errors import check_positive_int
 from pyrodps.models.problem import SelectionProblem
@@ -178,7 +177,7 @@ def _fit(problem: SelectionProblem, setup, seed: int, net, progress: bool, check
     loss = np.mean([train_nll(model, data, s).numpy() for s in result.states], axis=0)
     predicted = None if sequence else np.mean([train_prediction(model, data, s).numpy() for s in result.states], axis=0)
     task = model.likelihood.task
-    return BADSFit(mean_np, std.numpy(), pred, primary_score(pred, problem.y_test, task), auroc, result,
+    return BADSFit(mean_np, std.numpy(), pred, trace_score(pred, problem.y_test, task), auroc, result,
                    recorder.trace, config, None if window_mean is None else window_mean.numpy(), tracker.arrays(),
                    loss, recorder.chain_predictions(), weights.chain_means(), task,
                    predicted.argmax(axis=1) if task == "classification" else predicted)

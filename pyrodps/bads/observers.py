@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
-from pyrodps.diagnostics.metrics import accuracy, nll_per_token
+from pyrodps.diagnostics.metrics import trace_score
 from pyrodps.diagnostics.posterior import PosteriorTracker
 from pyrodps.models.bads import BADSModel
 from pyrodps.models.data import SelectionData
@@ -113,7 +113,7 @@ class PredictiveRecorder:
         self.num_draws += 1
         if self.on_draw is not None:
             self.on_draw(chain, state, pred)
-        score = primary_score(pred.numpy(), self.y_test, self.task)
+        score = trace_score(pred.numpy(), self.y_test, self.task)
         if chain == 0 and self.num_draws % 10 == 1:
             self.trace.append((state.step, score))
         self.tracker.record(chain, state.theta, tracked_w, step=state.step - 1, step_size=self.step_size(state.step - 1),
@@ -139,16 +139,6 @@ class PredictiveRecorder:
             return (self.pred_sum / self.pred_sum.sum(-1, keepdim=True).clamp(min=1e-300)).numpy()
         draws_per_chain = max(self.num_draws // max(self.pred_sum.shape[0], 1), 1)
         return (self.pred_sum / draws_per_chain).numpy()
-
-
-def primary_score(pred: np.ndarray, y: np.ndarray, task: str) -> float:
-    """The score a trace follows: test accuracy (classification), test RMSE (regression) or the test
-    NLL per token of per-sequence log-likelihoods ``pred`` (sequence, :func:`~pyrodps.diagnostics.metrics.nll_per_token`)."""
-    if task == "classification":
-        return accuracy(pred, y)
-    if task == "sequence":
-        return nll_per_token(pred, y)
-    return float(np.sqrt(np.mean((np.asarray(pred, dtype=np.float64) - y) ** 2)))
 
 
 def train_nll(model: BADSModel, data: SelectionData, state, idx: torch.Tensor | None = None) -> torch.Tensor:

@@ -75,7 +75,6 @@ class SequencePredictiveRecorder:
         self.y_test_tensor = torch.as_tensor(self.y_test, dtype=torch.long, device=self.x_test.device)
         self.ignore_index = int(getattr(model.likelihood, "ignore_index", IGNORE_INDEX))
         self.tracker, self.tracked_idx, self.step_size, self.on_draw = tracker, tracked_idx, step_size, on_draw
-        self.task = model.likelihood.task
         self.log_sum = torch.full((chains, self.x_test.shape[0]), -math.inf, dtype=torch.float64)
         self.draws = torch.zeros(chains, dtype=torch.int64)
         self.trace: list[tuple[int, float]] = []

@@ -115,9 +115,10 @@ class BLOBatch(NamedTuple):
 
 
 def network_params(net: nn.Module) -> Params:
-    """The parameters of ``net`` as a dictionary of detached tensors (the point at which the
-    ``torch.func`` transforms differentiate; they share storage with the module)."""
-    return {name: p.detach() for name, p in net.named_parameters()}
+    """The trained parameters of ``net`` (``requires_grad``; a frozen one, as in a LoRA model, keeps its
+    value from the module) as a dictionary of detached tensors (the point at which the ``torch.func``
+    transforms differentiate; they share storage with the module)."""
+    return {name: p.detach() for name, p in net.named_parameters() if p.requires_grad}
 
 
 def example_nll(likelihood: Likelihood | None, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

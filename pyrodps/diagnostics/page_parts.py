@@ -47,12 +47,17 @@ def flatten(d: dict, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def figure_html(fig: Figure, caption: str, dpi: int = 80) -> str:
-    """``<figure>`` with the figure as a base64 PNG ``data:`` URI (closes the figure)."""
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (closes the figure)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
-    return png_html(buf.getvalue(), caption)
+    return buf.getvalue()
+
+
+def figure_html(fig: Figure, caption: str, dpi: int = 80) -> str:
+    """``<figure>`` with the figure as a base64 PNG ``data:`` URI (closes the figure)."""
+    return png_html(figure_png(fig, dpi), caption)
 
 
 def png_html(png: bytes, caption: str) -> str:

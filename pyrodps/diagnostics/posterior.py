@@ -143,7 +143,7 @@ def bads_groups(fit: BADSFit) -> dict[str, xr.Dataset]:
         post["theta_projection"] = (("chain", "draw", "projection"), tracked["theta_projection"])
         coords["projection"] = np.arange(tracked["theta_projection"].shape[2])
     # the draw's test score: accuracy, RMSE for a regression likelihood, NLL per token for a language model
-    score = {"regression": "test_rmse", "sequence": "test_nll_per_token"}.get(getattr(fit, "task", ""), "test_accuracy")
+    score = fit.test_score_name
     post[score] = (("chain", "draw"), tracked["test_accuracy"])
     if "w" in tracked:
         post["w"] = (("chain", "draw", "point"), tracked["w"])

@@ -42,7 +42,6 @@ and from the per-point posterior-mean weights ``w̄_i`` (``weights.npz["mean"]``
 from __future__ import annotations
 
 import html
-import io
 import json
 from pathlib import Path
 
@@ -53,7 +52,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from pyrodps.diagnostics.page_parts import cell, head_cell, png_html, table
+from pyrodps.diagnostics.page_parts import cell, figure_png, head_cell, png_html, table
 from pyrodps.errors import ValidationError
 from pyrodps.io import atomic_write_bytes, read_json, write_json, write_npz
 
@@ -184,13 +183,6 @@ def plot_source_trace(trace: dict[str, np.ndarray], summary: dict | None = None)
     return fig
 
 
-def figure_png(fig: Figure, dpi: int = 110) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def write_source_files(out: str | Path, groups: np.ndarray, weight_mean: np.ndarray, *,
                        corrupted: np.ndarray | None = None, trace: dict[str, np.ndarray] | None = None,
                        method: str | None = None) -> dict:
@@ -200,7 +192,7 @@ def write_source_files(out: str | Path, groups: np.ndarray, weight_mean: np.ndar
     summary = source_summary(groups, weight_mean, corrupted=corrupted, trace=trace, method=method)
     if trace is not None:
         write_npz(out / TRACE_FILE, **trace)
-        atomic_write_bytes(out / PLOT_FILE, figure_png(plot_source_trace(trace, summary)))
+        atomic_write_bytes(out / PLOT_FILE, figure_png(plot_source_trace(trace, summary), dpi=110))
     write_json(out / SOURCES_FILE, summary)
     return summary
 

@@ -38,6 +38,14 @@ IGNORE_INDEX = -100
 REDUCTIONS = ("sum", "mean")
 
 
+
+def token_nll_sum(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Each row's summed next-token NLL over its counted tokens (``y != ignore_index``), from ``logits``
+    ``(B, L, V)`` and targets ``y`` ``(B, L)`` by ``F.cross_entropy`` (one fused kernel); shape ``(B,)``."""
+    per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                ignore_index=ignore_index, reduction="none").view(y.shape)
+    return per_token.sum(-1)
+
 class MaskedTokenSequence(TorchDistribution):
     """Independent categoricals over ``L`` positions with ``logits`` ``(..., L, V)``; positions whose
     value is ``ignore_index`` do not count. ``log_prob`` of a ``(..., L)`` value is the sum (or the mean,
@@ -106,9 +114,7 @@ class TokenSequence(Likelihood):
 
     def nll(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``l_i`` by ``F.cross_entropy`` with ``ignore_index`` (one fused kernel), shape ``(B,)``."""
-        per_token = F.cross_entropy(output.reshape(-1, output.shape[-1]), y.reshape(-1),
-                                    ignore_index=self.ignore_index, reduction="none").view(y.shape)
-        total = per_token.sum(-1)
+        total = token_nll_sum(output, y, self.ignore_index)
         if self.reduction == "mean":
             total = total / (y != self.ignore_index).sum(-1).clamp(min=1).to(total.dtype)
         return total

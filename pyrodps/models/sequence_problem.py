@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pyrodps.errors import ValidationError
-from pyrodps.models.sequence import IGNORE_INDEX
+from pyrodps.models.sequence import IGNORE_INDEX, token_nll_sum
 
 if TYPE_CHECKING:
     from pyrodps.models.problem import SelectionProblem
@@ -37,9 +36,7 @@ SEQUENCE_TASK = "sequence"
 def sequence_log_prob(logits: torch.Tensor, y: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """``log p(y_i | x_i, θ)``: the summed log-probability of each row's counted tokens (module
     docstring), from next-token ``logits`` ``(B, L, V)`` and targets ``y`` ``(B, L)``; shape ``(B,)``."""
-    per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                ignore_index=ignore_index, reduction="none").view(y.shape)
-    return -per_token.sum(-1)
+    return -token_nll_sum(logits, y, ignore_index)
 
 
 def token_entropy(y: np.ndarray, ignore_index: int = IGNORE_INDEX) -> float:

@@ -40,7 +40,7 @@ import torch
 from pyrodps.bads.kernel import BADSKernel, BADSState
 from pyrodps.errors import ValidationError
 from pyrodps.models.data import Batch
-from pyrodps.parallel.gradient import ShardGradient, check_table_model
+from pyrodps.parallel.gradient import ShardGradient
 from pyrodps.parallel.sharded import Comm, ShardedTable, gather_rows, same_on_every_rank
 from pyrodps.run.stop import SIGNALS, StopNow, active_flag
 
@@ -66,9 +66,8 @@ class DataParallelKernel:
     def __init__(self, kernel: BADSKernel, comm: Comm) -> None:
         if not isinstance(kernel, BADSKernel):
             raise ValidationError("kernel", f"must be a BADSKernel, got {type(kernel).__name__}")
-        check_table_model(kernel.model)
         self.inner = copy.copy(kernel)
-        self.inner.gradient = ShardGradient(kernel.model, comm)
+        self.inner.gradient = ShardGradient(kernel.model, comm)  # refuses a weight network
         self.model, self.comm = kernel.model, comm
         # the guard checks the replicated fields; the table's moving entries are checked as info["w"]
         self.guarded_state = tuple(n for n in kernel.guarded_state if n not in SHARDED_FIELDS)

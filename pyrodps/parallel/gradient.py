@@ -26,8 +26,7 @@ import torch
 from pyrodps.errors import ValidationError
 from pyrodps.models.bads import BADSModel
 from pyrodps.models.data import Batch
-from pyrodps.models.flat_params import FlatParams
-from pyrodps.models.potential import BADSPotential, CompanionEstimate, GradientEstimate
+from pyrodps.models.potential import CompanionEstimate, FusedGradient, GradientEstimate
 from pyrodps.parallel.sharded import Comm
 
 
@@ -41,16 +40,16 @@ def check_table_model(model: BADSModel) -> None:
                               "bads-point-group); run it on one process")
 
 
-class ShardGradient:
+class ShardGradient(FusedGradient):
     """What :class:`~pyrodps.models.potential.FusedGradient` gives, from this rank's share of the batch
     and one all-reduce (module docstring). A drop-in for the kernel's ``gradient``: called with the
-    global batch and the batch's table entries ``u_B``."""
+    global batch and the batch's table entries ``u_B``; the network runs on the share as
+    :meth:`FusedGradient._forward` runs it."""
 
     def __init__(self, model: BADSModel, comm: Comm) -> None:
         check_table_model(model)
-        self.model, self.comm = model, comm
-        self.potential = BADSPotential(model)
-        self.flat = FlatParams(model.net, model.layout)
+        super().__init__(model)
+        self.comm = comm
 
     def positions(self, size: int, device: torch.device) -> torch.Tensor:
         """The batch positions this rank evaluates: ``rank, rank + W, ...`` below ``size``."""
@@ -70,18 +69,6 @@ class ShardGradient:
                       batch.x_meta[:0] if pm is None else batch.x_meta.index_select(0, pm),
                       batch.y_meta[:0] if pm is None else batch.y_meta.index_select(0, pm))
         return pt, pm, share
-
-    def _forward(self, share: Batch, meta: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The network on the share, as :class:`FusedGradient` runs it (train and meta in one call when the
-        model says so)."""
-        net = self.model.net
-        if not meta:
-            return net(share.x_train), None
-        if self.model.joint_forward:
-            out = net(torch.cat((share.x_train, share.x_meta)))
-            n = share.x_train.shape[0]
-            return out[:n], out[n:]
-        return net(share.x_train), net(share.x_meta)
 
     def _reduce(self, grad: torch.Tensor | None, nll: torch.Tensor, positions: torch.Tensor,
                 length: int) -> tuple[torch.Tensor | None, torch.Tensor]:
